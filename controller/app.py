@@ -1,0 +1,241 @@
+"""The NSX-controller app: a thin os-ken shim over controller/model.py and the flow modules.
+
+Hypervisors connect over OpenFlow 1.3 (br-int); the app then opens OVSDB to the address
+they connected from, learns who they are (system-id, VTEP IP) and their VM ports, makes
+the tunnel ports it wants, and keeps every hypervisor's flows at the wanted state by
+difference (its flows are known by cookie; nothing is ever flushed).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+
+from os_ken import cfg
+from os_ken.base import app_manager
+from os_ken.controller import event, ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from controller import arp as arp_logic
+from controller import openflow
+from controller.flows import diff
+from controller.l2 import l2_flows
+from controller.model import Hypervisor, Network, parse_attachment
+from controller.ovsdb import REMOTE_KEY, HypervisorDB
+from controller.tables import Table
+from mininet_topos.topology import load_topology, parse_topology
+
+LOG = logging.getLogger("packetwalk.controller")
+CONF = cfg.CONF
+CONF.register_cli_opts([
+    cfg.StrOpt("topology", default=None, help="topology YAML: logical switches, routers, static bindings"),
+    cfg.StrOpt("state-file", default=None, help="write the controller's tables here as JSON on every change"),
+])
+_EMPTY = {"name": "empty", "hypervisors": [{"name": "none"}],
+          "logical_switches": [{"name": "none", "vni": 4096, "subnet": "10.255.255.0/24"}]}
+
+
+class EventOvsdbChanged(event.EventBase):
+    def __init__(self, address):
+        super().__init__()
+        self.address = address
+
+
+class PacketwalkController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        topo = load_topology(CONF.topology) if CONF.topology else parse_topology(_EMPTY)
+        self.net = Network(topo)
+        self.datapaths = {}          # management address -> datapath
+        self.dbs = {}                # management address -> HypervisorDB
+        self.installed = {}          # management address -> set of our cookies on br-int
+        self.flow_mods = {}          # hypervisor name -> flow-mods sent
+        self.rejected = {}           # (address, port) -> reason, logged once
+        self._dirty = set()
+        self._flow_stats_buf = {}
+        self._lock = threading.Lock()
+
+    # --- OpenFlow -------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_features(self, ev):
+        dp = ev.msg.datapath
+        address = dp.address[0]
+        LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, address)
+        self.datapaths[address] = dp
+        self.installed.pop(address, None)
+        dp.send_msg(openflow.our_flows_request(dp))
+        if address not in self.dbs:
+            self.dbs[address] = HypervisorDB(address, lambda a=address: self._ovsdb_changed(a))
+            hub.spawn(self._connect_ovsdb, address)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev):
+        address = ev.msg.datapath.address[0]
+        buf = self._flow_stats_buf.setdefault(address, set())
+        buf.update(s.cookie for s in ev.msg.body)
+        if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
+            self.installed[address] = self._flow_stats_buf.pop(address)
+            LOG.info("OpenFlow: %s holds %d of our flows", address, len(self.installed[address]))
+            self._converge()
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _disconnected(self, ev):
+        dp = ev.datapath
+        if dp.address is None or self.datapaths.get(dp.address[0]) is not dp:
+            return
+        address = dp.address[0]
+        LOG.warning("OpenFlow: %s disconnected", address)
+        del self.datapaths[address]
+        self.installed.pop(address, None)
+        hv = self._hv_at(address)
+        if hv:
+            hv.dpid = None
+        self._write_state()
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        dp = msg.datapath
+        hv = self._hv_at(dp.address[0])
+        in_port = msg.match.get("in_port")
+        port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
+        if port is None:
+            LOG.info("packet-in from %s port %s: not a known VM port, ignored", dp.address[0], in_port)
+            return
+        try:
+            eth, req = arp_logic.parse_arp(msg.data)
+        except arp_logic.MalformedPacket as e:
+            LOG.warning("packet-in from %s port %s: %s: ignored", hv.name, port.port, e)
+            return
+        decision = arp_logic.decide(self.net, port, eth, req)
+        LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
+        if decision.reply:
+            dp.send_msg(openflow.packet_out(dp, in_port, decision.reply, [openflow.Output("in_port")]))
+        elif decision.forward:
+            table = Table.FLOOD if decision.forward == "flood" else Table.L2_LOOKUP
+            dp.send_msg(openflow.packet_out(dp, in_port, msg.data, [
+                openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
+        if decision.learned:
+            self._converge()
+
+    # --- OVSDB ------------------------------------------------------------------------------
+    def _connect_ovsdb(self, address):
+        try:
+            self.dbs[address].connect()
+        except ConnectionError as e:
+            LOG.error("%s", e)
+            self.dbs.pop(address, None)
+            return
+        LOG.info("OVSDB: connected to %s", self.dbs[address].target)
+        self._ovsdb_changed(address)
+
+    def _ovsdb_changed(self, address):
+        """Called from ovsdbapp's thread: coalesce into one event for the app's thread."""
+        with self._lock:
+            if address in self._dirty:
+                return
+            self._dirty.add(address)
+        self.send_event(self.name, EventOvsdbChanged(address))
+
+    @set_ev_cls(EventOvsdbChanged)
+    def _on_ovsdb(self, ev):
+        with self._lock:
+            self._dirty.discard(ev.address)
+        db = self.dbs.get(ev.address)
+        if db is None or db.api is None:
+            return
+        snap = db.snapshot()
+        if not snap.system_id:
+            LOG.warning("OVSDB %s: Open_vSwitch external_ids:system-id is not set: ignored", ev.address)
+            return
+        hv = self.net.hypervisors.get(snap.system_id)
+        if hv is None:
+            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address)
+            LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
+        hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
+        dp = self.datapaths.get(ev.address)
+        hv.dpid = dp.id if dp else None
+        attachments, tunnels, state = {}, {}, {}
+        for iface in snap.interfaces:
+            remote = iface.external_ids.get(REMOTE_KEY)
+            if remote:
+                state[remote] = iface.bfd_status.get("state", "unknown")
+                if iface.ofport > 0:
+                    tunnels[remote] = iface.ofport
+            elif iface.type in ("", "system") and iface.name != "br-int":
+                self._attach(hv, iface, attachments)
+        self.net.set_attachments(hv, attachments)
+        hv.tunnels, hv.tunnel_state = tunnels, state
+        self._converge()
+
+    def _attach(self, hv, iface, attachments):
+        try:
+            a = parse_attachment(iface.name, iface.ofport, iface.external_ids, self.net)
+        except ValueError as e:
+            if self.rejected.get((hv.name, iface.name)) != str(e):
+                LOG.warning("%s: %s: ignored", hv.name, e)
+                self.rejected[(hv.name, iface.name)] = str(e)
+            return
+        attachments[a.port] = a
+
+    # --- wanted state -----------------------------------------------------------------------
+    def _converge(self):
+        """Bring every hypervisor to the wanted state by difference: tunnel ports, then flows."""
+        for hv in self.net.hypervisors.values():
+            db = self.dbs.get(hv.address)
+            if db and db.api:
+                wanted = self.net.wanted_tunnels(hv)
+                if set(wanted) != set(hv.tunnel_state):
+                    present = {i.name: i for i in db.snapshot().interfaces
+                               if i.external_ids.get(REMOTE_KEY)}
+                    LOG.info("%s: tunnels to %s", hv.name, ", ".join(sorted(wanted)) or "none")
+                    db.set_tunnels(wanted, present)
+            dp = self.datapaths.get(hv.address)
+            if dp is None or hv.address not in self.installed:
+                continue
+            d = diff(l2_flows(self.net, hv), self.installed[hv.address])
+            if not d:
+                continue
+            for flow in d.add:
+                dp.send_msg(openflow.flow_add(dp, flow))
+            for cookie in d.delete:
+                dp.send_msg(openflow.flow_delete(dp, cookie))
+            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+            self.installed[hv.address] = (self.installed[hv.address] - set(d.delete)) | {f.cookie for f in d.add}
+            self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
+            LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
+        self._write_state()
+
+    def _hv_at(self, address) -> Hypervisor | None:
+        return next((h for h in self.net.hypervisors.values() if h.address == address), None)
+
+    def _write_state(self):
+        if not CONF.state_file:
+            return
+        tmp = CONF.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state_dict(self.net, self.flow_mods, self.installed), f, indent=1, sort_keys=True)
+        os.replace(tmp, CONF.state_file)
+
+
+def state_dict(net: Network, flow_mods: dict, installed: dict) -> dict:
+    """The controller's tables, as `packetwalk show` and the lab read them."""
+    return {
+        "hypervisors": {h.name: {
+            "address": h.address, "vtep_ip": h.vtep_ip, "dpid": h.dpid,
+            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected,
+            "attachments": {a.port: {"vm": a.vm, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
+                            for a in h.attachments.values()},
+            "tunnels": {r: {"ofport": h.tunnels.get(r), "bfd": s} for r, s in h.tunnel_state.items()},
+            "flows": len(installed.get(h.address, ())), "flow_mods": flow_mods.get(h.name, 0),
+        } for h in net.hypervisors.values()},
+        "vteps": {str(vni): [h.name for h in net.vtep_table(vni)] for vni in net.switches},
+        "arp_table": {str(vni): {ip: {"mac": b.mac, "source": b.source} for ip, b in t.items()}
+                      for vni, t in net.bindings.items()},
+        "conflicts": net.conflicts,
+    }

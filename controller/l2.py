@@ -1,0 +1,120 @@
+"""Logical switching: the flows one hypervisor needs for the logical switches it hosts.
+
+Pure: (network model, hypervisor) -> list of Flow. One small function per kind of flow,
+so reading this file reads like the pipeline (see controller/tables.py).
+"""
+from __future__ import annotations
+
+from controller.flows import (BROADCAST, ETH_ARP, MULTICAST, Flow, Goto, Move, Output,
+                              SetField)
+from controller.model import Attachment, Hypervisor, Network
+from controller.tables import REG_FROM_TUNNEL, Table
+
+PIPELINE = "pipeline"   # owner of the table-miss flows every hypervisor has
+
+
+def pipeline_defaults() -> list[Flow]:
+    """Table-miss flows: what happens when nothing more specific matches."""
+    f = Flow.of
+    return [
+        f(Table.CLASSIFY, 0, {}, [], PIPELINE),                               # unknown port: drop
+        f(Table.ARP_SNOOP, 50, {"eth_type": ETH_ARP}, [Output("controller")], PIPELINE),
+        f(Table.ARP_SNOOP, 0, {}, [Goto(Table.ARP_RESPONDER)], PIPELINE),
+        f(Table.ARP_RESPONDER, 0, {}, [Goto(Table.L3_INPUT)], PIPELINE),
+        f(Table.L3_INPUT, 0, {}, [Goto(Table.L2_LOOKUP)], PIPELINE),
+        f(Table.L2_LOOKUP, 0, {}, [Goto(Table.FLOOD)], PIPELINE),
+        f(Table.FLOOD, 0, {}, [], PIPELINE),                                  # unknown VNI: drop
+    ]
+
+
+def vm_port_ingress(a: Attachment) -> Flow:
+    """A VM's port belongs to its logical switch: tag the packet with the VNI."""
+    return Flow.of(Table.CLASSIFY, 100, {"in_port": a.ofport},
+                   [SetField("tunnel_id", a.vni), Goto(Table.ARP_SNOOP)], f"port:{a.vm}")
+
+
+def tunnel_ingress(remote: str, ofport: int) -> Flow:
+    """From a VTEP: the VNI came on the wire; switched and routed already at the first hop."""
+    return Flow.of(Table.CLASSIFY, 100, {"in_port": ofport},
+                   [SetField(REG_FROM_TUNNEL, 1), Goto(Table.L2_LOOKUP)], f"vtep:{remote}")
+
+
+def arp_snoop_known(a: Attachment, ip: str) -> list[Flow]:
+    """A VM's ARP that only repeats its known binding needs no controller; a gratuitous
+    ARP still goes up (it may announce a move)."""
+    base = {"in_port": a.ofport, "eth_type": ETH_ARP, "arp_spa": ip}
+    owner = f"port:{a.vm}"
+    return [
+        Flow.of(Table.ARP_SNOOP, 110, {**base, "arp_tpa": ip}, [Output("controller")], owner),
+        Flow.of(Table.ARP_SNOOP, 100, {**base, "arp_sha": a.mac}, [Goto(Table.ARP_RESPONDER)], owner),
+    ]
+
+
+def arp_responder(vni: int, ip: str, mac: str, owner: str) -> Flow:
+    """ARP suppression: answer a broadcast request for `ip` with `mac`, back out of the
+    port it came from (Neutron's install_arp_responder)."""
+    return Flow.of(
+        Table.ARP_RESPONDER, 100,
+        {"tunnel_id": vni, "eth_type": ETH_ARP, "eth_dst": BROADCAST, "arp_op": 1, "arp_tpa": ip},
+        [Move("eth_src", "eth_dst"), SetField("eth_src", mac), SetField("arp_op", 2),
+         Move("arp_sha", "arp_tha"), Move("arp_spa", "arp_tpa"),
+         SetField("arp_sha", mac), SetField("arp_spa", ip), Output("in_port")],
+        owner)
+
+
+def arp_ask_controller(vni: int) -> Flow:
+    """A broadcast request for an IP the flows don't know: ask the controller, like NSX."""
+    return Flow.of(Table.ARP_RESPONDER, 50,
+                   {"tunnel_id": vni, "eth_type": ETH_ARP, "eth_dst": BROADCAST, "arp_op": 1},
+                   [Output("controller")], f"ls:{vni}")
+
+
+def unicast_local(vni: int, mac: str, a: Attachment) -> Flow:
+    return Flow.of(Table.L2_LOOKUP, 100, {"tunnel_id": vni, "eth_dst": mac},
+                   [Output(a.ofport)], f"port:{a.vm}")
+
+
+def unicast_to_tunnel(vni: int, mac: str, vm: str, tunnel_ofport: int) -> Flow:
+    """Known unicast to a remote VM: the tunnel to its VTEP, key = VNI (already in tunnel_id).
+    Never back into a tunnel what came from one."""
+    return Flow.of(Table.L2_LOOKUP, 100, {REG_FROM_TUNNEL: 0, "tunnel_id": vni, "eth_dst": mac},
+                   [Output(tunnel_ofport)], f"port:{vm}")
+
+
+def flood(vni: int, local_ports: list[int], tunnel_ports: list[int]) -> list[Flow]:
+    """BUM traffic: local ports of the VNI, plus head-end replication to exactly the VTEPs
+    that host it (unicast mode). From a tunnel: local ports only. OpenFlow never outputs
+    to the in_port, so a frame never goes back where it came from."""
+    owner = f"ls:{vni}"
+    local = [Output(p) for p in sorted(local_ports)]
+    remote = [Output(p) for p in sorted(tunnel_ports)]
+    return [
+        Flow.of(Table.FLOOD, 100, {REG_FROM_TUNNEL: 0, "tunnel_id": vni}, local + remote, owner),
+        Flow.of(Table.FLOOD, 100, {REG_FROM_TUNNEL: 1, "tunnel_id": vni}, local, owner),
+    ]
+
+
+def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
+    """Every logical-switching flow `hv` needs, given what the controller knows."""
+    flows = pipeline_defaults()
+    for a in hv.attachments.values():
+        flows.append(vm_port_ingress(a))
+        for b in net.bindings.get(a.vni, {}).values():
+            if b.mac == a.mac:
+                flows += arp_snoop_known(a, b.ip)
+    for remote, ofport in hv.tunnels.items():
+        flows.append(tunnel_ingress(remote, ofport))
+    for vni in sorted(hv.vnis()):
+        flows.append(arp_ask_controller(vni))
+        for b in net.bindings[vni].values():
+            flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
+        for mac, (where, a) in sorted(net.mac_table(vni).items()):
+            if where is hv:
+                flows.append(unicast_local(vni, mac, a))
+            elif where.name in hv.tunnels:
+                flows.append(unicast_to_tunnel(vni, mac, a.vm, hv.tunnels[where.name]))
+        tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
+                   if o is not hv and o.name in hv.tunnels]
+        local = [a.ofport for a in hv.attachments.values() if a.vni == vni]
+        flows += flood(vni, local, tunnels)
+    return flows

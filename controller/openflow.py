@@ -1,0 +1,64 @@
+"""Flow specs to OpenFlow 1.3 messages (os-ken), and the few messages the apps send."""
+from __future__ import annotations
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, DecTtl, Flow, Goto, Move, Output,
+                              SetField)
+
+_PORTS = {"in_port": ofp.OFPP_IN_PORT, "controller": ofp.OFPP_CONTROLLER}
+ALL_COOKIE_BITS = 0xFFFFFFFFFFFFFFFF
+
+
+def _action(a):
+    if isinstance(a, Output):
+        port = _PORTS.get(a.port, a.port)
+        return parser.OFPActionOutput(port, ofp.OFPCML_NO_BUFFER if port == ofp.OFPP_CONTROLLER else 0)
+    if isinstance(a, SetField):
+        return parser.OFPActionSetField(**{a.field: a.value})
+    if isinstance(a, Move):
+        width = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48,
+                 "arp_spa": 32, "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}[a.src]
+        return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=width)
+    if isinstance(a, DecTtl):
+        return parser.OFPActionDecNwTtl()
+    raise TypeError(f"no OpenFlow rendering for {a!r}")
+
+
+def flow_add(dp, flow: Flow):
+    actions = [_action(a) for a in flow.actions if not isinstance(a, Goto)]
+    inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
+    if flow.actions and isinstance(flow.actions[-1], Goto):
+        inst.append(parser.OFPInstructionGotoTable(int(flow.actions[-1].table)))
+    return parser.OFPFlowMod(dp, cookie=flow.cookie, table_id=int(flow.table), command=ofp.OFPFC_ADD,
+                             priority=flow.priority, match=parser.OFPMatch(**dict(flow.match)),
+                             instructions=inst)
+
+
+def flow_delete(dp, cookie: int):
+    """Delete exactly the flows carrying `cookie` (its spec digest makes it one flow)."""
+    return parser.OFPFlowMod(dp, cookie=cookie, cookie_mask=ALL_COOKIE_BITS, table_id=ofp.OFPTT_ALL,
+                             command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                             match=parser.OFPMatch())
+
+
+def our_flows_request(dp):
+    """Ask for every flow this controller owns (by the cookie's app bits)."""
+    return parser.OFPFlowStatsRequest(dp, table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY,
+                                      out_group=ofp.OFPG_ANY, cookie=COOKIE_APP,
+                                      cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
+
+
+def packet_out(dp, in_port: int, data: bytes, actions):
+    return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
+                               actions=[_action(a) if not isinstance(a, Resubmit) else
+                                        parser.NXActionResubmitTable(table_id=int(a.table))
+                                        for a in actions], data=data)
+
+
+class Resubmit(Goto):
+    """In a packet-out: run the packet through one table (Nicira resubmit)."""
+
+    def ofctl(self) -> str:
+        return f"resubmit(,{int(self.table)})"

@@ -1,0 +1,120 @@
+"""The one place that talks OVSDB: a connection to one hypervisor's ovsdb-server.
+
+Through it the controller reads who the hypervisor is (system-id, VTEP IP), the VM
+ports on br-int (their external_ids), and its own tunnel ports; and it writes the
+tunnel ports it wants. ovsdbapp runs the connection in its own thread; changes are
+reported by calling `on_change()` from that thread (the app turns it into an event).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+LOG = logging.getLogger(__name__)
+OVSDB_PORT = 6640
+BR_INT = "br-int"
+TUNNEL_PREFIX = "vx-"
+REMOTE_KEY = "packetwalk-remote"     # external_ids key on the tunnel ports the controller made
+_WATCHED = ("Open_vSwitch", "Interface", "Port", "Bridge")
+
+
+@dataclasses.dataclass(frozen=True)
+class Interface:
+    name: str
+    ofport: int
+    type: str
+    external_ids: dict
+    options: dict
+    bfd_status: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What one read of a hypervisor's OVSDB says."""
+    system_id: str | None
+    vtep_ip: str | None
+    interfaces: tuple[Interface, ...]       # ports on br-int only
+
+
+class _NotifyingIdl(connection.OvsdbIdl):
+    on_change = None
+
+    def notify(self, event, row, updates=None):
+        if self.on_change and row._table.name in _WATCHED:
+            self.on_change()
+
+
+class HypervisorDB:
+    def __init__(self, address: str, on_change, timeout: float = 10.0):
+        self.address = address
+        self.target = f"tcp:{address}:{OVSDB_PORT}"
+        self._on_change = on_change
+        self._timeout = timeout
+        self.api = None
+
+    def connect(self, deadline: float = 30.0) -> None:
+        """Blocking: fetch the schema and sync the database, retrying until `deadline` s."""
+        give_up = time.monotonic() + deadline
+        while True:
+            try:
+                idl = _NotifyingIdl.from_server(self.target, "Open_vSwitch")
+                break
+            except Exception as e:   # the server may not listen yet: retry until the deadline
+                if time.monotonic() > give_up:
+                    raise ConnectionError(f"OVSDB {self.target}: {e}") from e
+                time.sleep(0.2)
+        idl.on_change = self._on_change
+        # ovsdbapp keeps one connection per API *class*: give each hypervisor a class of its own
+        api_class = type(f"OvsdbIdl_{self.address}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+        self.api = api_class(connection.Connection(idl=idl, timeout=self._timeout))
+
+    def close(self) -> None:
+        if self.api is not None:
+            self.api.ovsdb_connection.stop()
+            self.api = None
+
+    def snapshot(self) -> Snapshot:
+        ext = self.api.db_get("Open_vSwitch", ".", "external_ids").execute(check_error=True)
+        names = set(self.api.list_ifaces(BR_INT).execute(check_error=True) or ())
+        rows = self.api.db_list("Interface", columns=["name", "ofport", "type", "external_ids",
+                                                      "options", "bfd_status"]).execute(check_error=True)
+        ifaces = tuple(Interface(r["name"], _ofport(r["ofport"]), r["type"], dict(r["external_ids"]),
+                                 dict(r["options"]), dict(r["bfd_status"]))
+                       for r in rows if r["name"] in names)
+        return Snapshot(ext.get("system-id"), ext.get("vtep-ip"), ifaces)
+
+    def set_tunnels(self, wanted: dict[str, str], present: dict[str, Interface]) -> None:
+        """Make br-int's tunnel ports exactly `wanted` (remote hypervisor -> VTEP IP):
+        one VXLAN port per remote VTEP, tunnel key from the flow, BFD on (it keeps the
+        remote VTEP's MAC resolved and tells whether the tunnel is up)."""
+        with self.api.transaction(check_error=True) as txn:
+            for remote, ip in wanted.items():
+                name = tunnel_port_name(remote)
+                have = present.get(name)
+                if have and have.options.get("remote_ip") == ip:
+                    continue
+                options = {"remote_ip": ip, "key": "flow"}
+                if have:
+                    txn.add(self.api.db_set("Interface", name, ("options", options)))
+                    continue
+                txn.add(self.api.add_port(BR_INT, name, may_exist=True))
+                txn.add(self.api.db_set("Interface", name, ("type", "vxlan"), ("options", options),
+                                        ("bfd", {"enable": "true", "min_tx": "500", "min_rx": "500"}),
+                                        ("external_ids", {REMOTE_KEY: remote})))
+            for name, iface in present.items():
+                if iface.external_ids.get(REMOTE_KEY) not in wanted:
+                    txn.add(self.api.del_port(name, bridge=BR_INT, if_exists=True))
+
+
+def tunnel_port_name(remote_hypervisor: str) -> str:
+    return TUNNEL_PREFIX + remote_hypervisor
+
+
+def _ofport(value) -> int:
+    if isinstance(value, list):          # an unset optional column reads as []
+        value = value[0] if value else -1
+    return int(value)

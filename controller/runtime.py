@@ -1,0 +1,43 @@
+"""Run os-ken apps the way ryu-manager did (os-ken 4 has no osken-manager).
+
+Options after the app list go to os-ken's own configuration (oslo.config), so every
+os-ken flag works: --ofp-listen-host, --ofp-tcp-listen-port, --verbose, ... plus ours:
+--topology and --state-file (registered by controller.app).
+"""
+from __future__ import annotations
+
+import sys
+
+DEFAULT_APPS = ["controller.app"]
+
+
+def run(argv: list[str]) -> int:
+    from os_ken import cfg, log
+    from os_ken.base.app_manager import AppManager   # first: os-ken's modules import each other
+    import os_ken.controller.controller  # noqa: F401  registers the --ofp-* options
+    import controller.app  # noqa: F401  registers --topology, --state-file
+    from mininet_topos.topology import TopologyError
+
+    apps = [a for a in argv if not a.startswith("-") and not _is_option_value(argv, a)]
+    flags = [a for a in argv if a not in apps]
+    try:
+        cfg.CONF(args=flags, project="os_ken", prog="packetwalk controller")
+    except cfg.Error as e:
+        print(f"packetwalk controller: {e}", file=sys.stderr)
+        return 2
+    log.init_log()
+    try:
+        AppManager.run_apps(DEFAULT_APPS + [a for a in apps if a not in DEFAULT_APPS])
+    except TopologyError as e:
+        print(f"packetwalk controller: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _is_option_value(argv: list[str], arg: str) -> bool:
+    """True if `arg` is the value of the option before it (`--topology FILE`)."""
+    i = argv.index(arg)
+    return i > 0 and argv[i - 1].startswith("--") and "=" not in argv[i - 1] \
+        and argv[i - 1] not in ("--verbose", "--use-stderr", "--nouse-stderr", "--use-syslog")

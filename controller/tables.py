@@ -1,0 +1,37 @@
+"""The br-int pipeline, declared once: every table's number, name and purpose.
+
+Names follow OVN's habit (where and what): a packet from a VM walks them in order;
+a packet from a tunnel has already been switched (and routed) at its first hop and
+enters at L2_LOOKUP.
+"""
+import enum
+
+
+class Table(enum.IntEnum):
+    CLASSIFY = 0        # in_port -> logical switch: VM port sets the VNI, tunnel port marks "from tunnel"
+    ARP_SNOOP = 10      # ARP from a VM whose binding is not known yet goes to the controller
+    ARP_RESPONDER = 20  # broadcast ARP request for a known IP is answered here, at the hypervisor
+    L3_INPUT = 30       # distributed router: packets for the router's own IPs, TTL checks
+    L3_ROUTING = 40     # distributed router: to the vMAC -> routed onto the destination switch
+    L3_ARP_RESOLVE = 50  # distributed router: next-hop IP -> destination MAC
+    L2_LOOKUP = 60      # known unicast: local port or the tunnel to the VTEP that hosts the MAC
+    FLOOD = 70          # broadcast / unknown unicast / multicast: local ports + head-end replication
+
+    @property
+    def purpose(self) -> str:
+        return PURPOSE[self]
+
+
+PURPOSE = {
+    Table.CLASSIFY: "port to logical switch",
+    Table.ARP_SNOOP: "learn VM IP bindings (to controller)",
+    Table.ARP_RESPONDER: "ARP suppression",
+    Table.L3_INPUT: "router's own IPs, TTL",
+    Table.L3_ROUTING: "distributed routing",
+    Table.L3_ARP_RESOLVE: "next hop to MAC",
+    Table.L2_LOOKUP: "known unicast",
+    Table.FLOOD: "BUM: local ports + head-end replication",
+}
+
+# Registers carried through the pipeline (NXM regs, visible in ovs-ofctl as reg0...).
+REG_FROM_TUNNEL = "reg0"   # 1: the packet came in on a tunnel port; never replicate it to tunnels again

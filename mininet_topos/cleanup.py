@@ -1,0 +1,85 @@
+"""Clean up like a guest: stop only what the lab started, by pid; remove only its own
+namespaces and links (all named with the PREFIX).
+
+The lab writes what it starts into a manifest as it goes, so that `packetwalk lab clean`
+can undo a crashed run exactly.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from dataplane.hypervisor import DAEMONS, stop_pid
+
+PREFIX = "pw-"
+MANIFEST = "manifest.json"
+
+
+class Manifest:
+    def __init__(self, rundir: Path):
+        self.path = Path(rundir) / MANIFEST
+        self.data = {"pids": [], "netns": []}
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text())
+
+    def add_pid(self, pid: int, comm: str) -> None:
+        self.data["pids"].append([pid, comm])
+        self._save()
+
+    def add_netns(self, name: str) -> None:
+        self.data["netns"].append(name)
+        self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data))
+
+
+def _run(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True).stdout
+
+
+def our_netns() -> list[str]:
+    return [line.split()[0] for line in _run("ip", "netns", "list").splitlines()
+            if line.startswith(PREFIX)]
+
+
+def our_links() -> list[str]:
+    names = [line.split(":")[1].strip().split("@")[0] for line in _run("ip", "-o", "link", "show").splitlines()]
+    return [n for n in names if n.startswith(PREFIX)]
+
+
+def leftovers(rundir: Path) -> list[str]:
+    """What a previous lab left on this machine (empty when the machine is clean)."""
+    found = [f"namespace {n}" for n in our_netns()] + [f"link {n}" for n in our_links()]
+    if (Path(rundir) / MANIFEST).exists():
+        found.append(f"manifest {Path(rundir) / MANIFEST}")
+    return found
+
+
+def clean(rundir: Path) -> list[str]:
+    """Undo a lab: its processes by pid, its namespaces and links by name. Returns what it did."""
+    rundir = Path(rundir)
+    done = []
+    manifest = Manifest(rundir)
+    for pidfile in sorted(rundir.glob("*/*.pid")):
+        daemon = pidfile.stem
+        if daemon in DAEMONS:
+            try:
+                pid = int(pidfile.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if stop_pid(pid, daemon):
+                done.append(f"stopped {daemon} {pid} ({pidfile.parent.name})")
+    for pid, comm in reversed(manifest.data["pids"]):
+        if stop_pid(pid, comm):
+            done.append(f"stopped {comm} {pid}")
+    for name in our_netns():
+        _run("ip", "netns", "del", name)
+        done.append(f"deleted namespace {name}")
+    for name in our_links():
+        _run("ip", "link", "del", name)
+        done.append(f"deleted link {name}")
+    manifest.path.unlink(missing_ok=True)
+    return done

@@ -1,0 +1,197 @@
+"""The lab: a topology file made real. Hypervisors (namespaced Open vSwitch), VMs (Mininet
+hosts), the underlay "physical switch" and the management network (Linux bridges), and
+the controller process that every hypervisor connects to.
+
+    with Lab(topology) as lab:       # everything up, or everything torn down and LabError
+        lab.vm("vm1").cmd("ping -c1 10.1.1.12")
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.nodelib import LinuxBridge
+
+from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
+from mininet_topos import cleanup
+from mininet_topos.nodes import VM, HypervisorNode
+from mininet_topos.topology import Topology
+
+RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
+UNDERLAY = cleanup.PREFIX + "ul"
+MGMT_BRIDGE = cleanup.PREFIX + "mg"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    """Poll `condition()` until it returns something truthy; LabError naming `what` if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Lab:
+    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False):
+        self.topo = topology
+        self.rundir = Path(rundir)
+        self.progress = progress or (lambda msg: None)
+        self.verbose = verbose
+        self.net: Mininet | None = None
+        self.controller: subprocess.Popen | None = None
+        self.manifest: cleanup.Manifest | None = None
+
+    # --- access ---------------------------------------------------------------------------
+    def hv(self, name: str) -> HypervisorNode:
+        return self.net[name]
+
+    def vm(self, name: str) -> VM:
+        return self.net[name]
+
+    @property
+    def state_file(self) -> Path:
+        return self.rundir / "controller" / "state.json"
+
+    def controller_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # --- life cycle -------------------------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self) -> None:
+        left = cleanup.leftovers(self.rundir)
+        if left:
+            raise LabError("a lab is running, or a crashed one left " + ", ".join(left)
+                           + ": stop it, or run `packetwalk lab clean`")
+        if self.topo.kind != "overlay":
+            raise LabError(f"{self.topo.source}: kind {self.topo.kind!r} is not built by this lab yet")
+        shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
+        self.rundir.mkdir(parents=True)
+        self.manifest = cleanup.Manifest(self.rundir)
+        try:
+            self._build()
+            self._start_controller()
+            self._start_hypervisors()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _build(self) -> None:
+        t = self.topo
+        setLogLevel("error" if not self.verbose else "info")
+        self.progress(f"building {t.name}: {len(t.hypervisors)} hypervisors, {len(t.vms)} VMs")
+        net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+        underlay = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
+        mgmt = net.addSwitch(MGMT_BRIDGE, cls=LinuxBridge, dpid="2")
+        ctl = f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
+        for i, hv in enumerate(t.hypervisors, start=1):
+            node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
+                               dpid=i, vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}",
+                               mgmt_ip=str(hv.mgmt_ip), controller=ctl)
+            net.addLink(node, underlay, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{hv.name}")
+            net.addLink(node, mgmt, intfName1=MGMT, intfName2=f"{MGMT_BRIDGE}-{hv.name}",
+                        params1={"ip": f"{hv.mgmt_ip}/{t.management.prefixlen}"})
+        for vm in t.vms:
+            gw = t.gateway(vm)
+            node = net.addHost(vm.name, cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}",
+                               mac=vm.mac, defaultRoute=f"via {gw}" if gw else None)
+            net.addLink(node, net[vm.hypervisor], intfName1="eth0", intfName2=vm.name)
+        net.build()
+        for node in net.hosts + net.switches:
+            self.manifest.add_pid(node.pid, "bash")
+        for node in net.hosts:
+            name = cleanup.PREFIX + node.name
+            subprocess.run(["ip", "netns", "attach", name, str(node.pid)], check=True)
+            self.manifest.add_netns(name)
+        net.start()
+        for bridge in (UNDERLAY, MGMT_BRIDGE):   # our bridges only: host firewalls stay out of the lab
+            subprocess.run(["ip", "link", "set", bridge, "type", "bridge", "nf_call_iptables", "0",
+                            "nf_call_ip6tables", "0", "nf_call_arptables", "0"], check=True)
+        mask = t.management.prefixlen
+        subprocess.run(["ip", "addr", "add", f"{t.controller_ip}/{mask}", "dev", MGMT_BRIDGE], check=True)
+
+    def _start_controller(self) -> None:
+        t = self.topo
+        d = self.rundir / "controller"
+        d.mkdir(parents=True, exist_ok=True)
+        self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
+        log = open(d / "controller.log", "w")
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--topology", str(Path(t.source).resolve()),
+               "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
+               "--state-file", str(self.state_file)]
+        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
+
+        def listening():
+            if self.controller.poll() is not None:
+                raise LabError(f"the controller exited ({self.controller.returncode}); see {d / 'controller.log'}")
+            with socket.socket() as s:
+                return s.connect_ex((str(t.controller_ip), OPENFLOW_PORT)) == 0
+        wait_for(listening, 30, "the controller to listen")
+
+    def _start_hypervisors(self) -> None:
+        for hv in self.topo.hypervisors:
+            self.progress(f"starting {hv.name}: ovsdb-server + ovs-vswitchd, VTEP {hv.vtep_ip}")
+            node = self.hv(hv.name)
+            try:
+                node.ovs.start()
+                for pid_name, pid in node.ovs.pids().items():
+                    self.manifest.add_pid(pid, pid_name)
+                for vm in self.topo.vms_on(hv.name):
+                    sw = self.topo.switch(vm.switch)
+                    node.ovs.attach_vm(vm.name, vm.name, vm.mac, sw.name, sw.vni)
+            except HypervisorError as e:
+                raise LabError(str(e)) from e
+
+    def _wait_ready(self) -> None:
+        """Every hypervisor connected (OpenFlow and OVSDB) with its VM ports known."""
+        self.progress("waiting for hypervisors to connect to the controller")
+        want = {hv.name: {vm.name for vm in self.topo.vms_on(hv.name)} for hv in self.topo.hypervisors}
+
+        def connected():
+            hvs = self.controller_state().get("hypervisors", {})
+            return all(n in hvs and hvs[n]["openflow"] and hvs[n]["ovsdb"]
+                       and {a["vm"] for a in hvs[n]["attachments"].values()} == vms
+                       for n, vms in want.items())
+        wait_for(connected, 60, "every hypervisor to connect to the controller")
+
+    def stop(self) -> None:
+        if self.controller and self.controller.poll() is None:
+            self.controller.terminate()
+            try:
+                self.controller.wait(10)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+                self.controller.wait()
+        if self.net is not None:
+            for hv in self.topo.hypervisors:
+                if hv.name in self.net:
+                    self.hv(hv.name).ovs.stop()
+            self.net.stop()
+            self.net = None
+        cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay

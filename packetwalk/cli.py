@@ -1,0 +1,119 @@
+"""The `packetwalk` command."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+import packetwalk
+
+TOPOLOGIES = Path(__file__).resolve().parent.parent / "mininet_topos"
+SEED = TOPOLOGIES / "seed.yaml"
+
+
+def _fail(message: str, code: int = 2):
+    click.echo(f"packetwalk: {message}", err=True)
+    sys.exit(code)
+
+
+def _require_root(what: str):
+    if os.geteuid() != 0:
+        _fail(f"{what} needs root (network namespaces and Open vSwitch): run it with sudo")
+
+
+def _progress(message: str):
+    click.echo(f"  .. {message}", err=True)
+
+
+@click.group()
+@click.version_option(packetwalk.__version__, prog_name="packetwalk")
+def main():
+    """packetwalk: an NSX-style network virtualization lab on real Open vSwitch."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def controller(args):
+    """Run the controller: packetwalk's os-ken apps plus any APP_MODULEs given, until stopped.
+
+    \b
+    packetwalk controller [APP_MODULE ...] [--topology FILE] [--state-file FILE]
+                          [--ofp-listen-host HOST] [--ofp-tcp-listen-port PORT] [--verbose]
+    """
+    from controller import runtime
+    sys.exit(runtime.run(list(args)))
+
+
+@main.group(invoke_without_command=True)
+@click.option("--topology", "-t", "topology_file", default=str(SEED), show_default=True,
+              help="topology YAML file")
+@click.option("--test", "tests", default=None, metavar="NAME[,NAME...]",
+              help="run these checks without a CLI, tear down, exit non-zero on any failure")
+@click.option("--json", "as_json", is_flag=True, help="with --test: print one JSON object")
+@click.option("--verbose", "-v", is_flag=True, help="show Mininet's own messages")
+@click.pass_context
+def lab(ctx, topology_file, tests, as_json, verbose):
+    """Start the controller and the emulated network, and give the Mininet CLI."""
+    if ctx.invoked_subcommand:
+        return
+    from mininet_topos.checks import CHECKS, run_checks
+    from mininet_topos.lab import Lab, LabError
+    from mininet_topos.topology import TopologyError, load_topology
+
+    try:
+        topo = load_topology(topology_file)
+    except TopologyError as e:
+        _fail(str(e))
+    names = [n.strip() for n in tests.split(",") if n.strip()] if tests else []
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown or (tests is not None and not names):
+        _fail(f"--test: unknown check {', '.join(unknown) or repr(tests)}; known: {', '.join(sorted(CHECKS))}")
+    _require_root("packetwalk lab")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        with Lab(topo, progress=_progress, verbose=verbose) as running:
+            if not names:
+                from mininet.cli import CLI
+                click.echo(f"*** {topo.name} is up. Try: {_hint(topo)}", err=True)
+                CLI(running.net)
+                return
+            _progress(f"running checks: {', '.join(names)}")
+            result = run_checks(running, names)
+    except LabError as e:
+        _fail(str(e), 1)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for name, r in result["checks"].items():
+            click.echo(f"{name}: {'PASS' if r['ok'] else 'FAIL'}")
+            click.echo(json.dumps({k: v for k, v in r.items() if k != 'ok'}, indent=2))
+    sys.exit(0 if result["ok"] else 1)
+
+
+def _hint(topo) -> str:
+    hv = topo.hypervisors[0].name
+    hint = f"`{hv} ovs-ofctl dump-flows br-int`, `{hv} ovs-vsctl show`"
+    if len(topo.vms) >= 2:
+        hint += f", `{topo.vms[0].name} ping {topo.vms[1].name}`"
+    return hint
+
+
+@lab.command("clean")
+def lab_clean():
+    """Remove what a crashed lab left behind: its processes (by pid), namespaces and links."""
+    from mininet_topos.cleanup import clean
+    from mininet_topos.lab import RUNDIR
+    _require_root("packetwalk lab clean")
+    done = clean(RUNDIR)
+    for line in done:
+        click.echo(line)
+    click.echo("nothing to clean" if not done else f"cleaned {len(done)} items")
+
+
+if __name__ == "__main__":
+    main()
