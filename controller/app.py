@@ -23,7 +23,7 @@ from controller import arp as arp_logic
 from controller import openflow
 from controller.flows import diff
 from controller.l2 import l2_flows
-from controller.model import Hypervisor, Network, parse_attachment
+from controller.model import ATTACHMENT_KEYS, Binding, Hypervisor, Network, parse_attachment
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
 from controller.tables import Table
 from mininet_topos.topology import load_topology, parse_topology
@@ -44,6 +44,13 @@ class EventOvsdbChanged(event.EventBase):
         self.address = address
 
 
+class EventSyncTimeout(event.EventBase):
+    pass
+
+
+SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
+
+
 class PacketwalkController(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -58,6 +65,8 @@ class PacketwalkController(app_manager.OSKenApp):
         self.rejected = {}           # (address, port) -> reason, logged once
         self._dirty = set()
         self._flow_stats_buf = {}
+        self.synced = False          # until every hypervisor the data plane names has been read
+        hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
 
     # --- OpenFlow -------------------------------------------------------------------------
@@ -78,10 +87,18 @@ class PacketwalkController(app_manager.OSKenApp):
         address = ev.msg.datapath.address[0]
         buf = self._flow_stats_buf.setdefault(address, set())
         buf.update(s.cookie for s in ev.msg.body)
+        for stat in ev.msg.body:
+            self._recover_binding(openflow.responder_binding(stat))
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
             self.installed[address] = self._flow_stats_buf.pop(address)
             LOG.info("OpenFlow: %s holds %d of our flows", address, len(self.installed[address]))
             self._converge()
+
+    def _recover_binding(self, found):
+        if found and found[0] in self.net.bindings and found[1] not in self.net.bindings[found[0]]:
+            vni, ip, mac = found
+            self.net.bindings[vni][ip] = Binding(vni, ip, mac, "recovered")
+            LOG.info("VNI %d: %s is at %s (recovered from the data plane)", vni, ip, mac)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _disconnected(self, ev):
@@ -167,7 +184,7 @@ class PacketwalkController(app_manager.OSKenApp):
                 state[remote] = iface.bfd_status.get("state", "unknown")
                 if iface.ofport > 0:
                     tunnels[remote] = iface.ofport
-            elif iface.type in ("", "system") and iface.name != "br-int":
+            elif ATTACHMENT_KEYS & iface.external_ids.keys():
                 self._attach(hv, iface, attachments)
         self.net.set_attachments(hv, attachments)
         hv.tunnels, hv.tunnel_state = tunnels, state
@@ -184,8 +201,33 @@ class PacketwalkController(app_manager.OSKenApp):
         attachments[a.port] = a
 
     # --- wanted state -----------------------------------------------------------------------
+    @set_ev_cls(EventSyncTimeout)
+    def _sync_timeout(self, ev):
+        if not self.synced:
+            LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
+            self.synced = True
+            self._converge()
+
+    def _unsynced(self) -> set[str]:
+        """Hypervisors the data plane names (as tunnel ends) or that are half-read."""
+        named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
+        named |= set(self.net.hypervisors)
+        ready = {h.name for h in self.net.hypervisors.values()
+                 if h.ovsdb_connected and h.address in self.installed}
+        return named - ready
+
     def _converge(self):
-        """Bring every hypervisor to the wanted state by difference: tunnel ports, then flows."""
+        """Bring every hypervisor to the wanted state by difference: tunnel ports, then flows.
+
+        A (re)started controller first waits until it has read every hypervisor the data
+        plane names: deciding on half a picture would tear down tunnels and flows that are
+        carrying traffic."""
+        if not self.synced:
+            if self._unsynced() or not self.net.hypervisors:
+                self._write_state()
+                return
+            LOG.info("sync: every hypervisor read; converging")
+            self.synced = True
         for hv in self.net.hypervisors.values():
             db = self.dbs.get(hv.address)
             if db and db.api:

@@ -11,6 +11,7 @@ from controller.model import Attachment, Hypervisor, Network
 from controller.tables import REG_FROM_TUNNEL, Table
 
 PIPELINE = "pipeline"   # owner of the table-miss flows every hypervisor has
+ARP_RESPONDER_PRIORITY = 100
 
 
 def pipeline_defaults() -> list[Flow]:
@@ -54,7 +55,7 @@ def arp_responder(vni: int, ip: str, mac: str, owner: str) -> Flow:
     """ARP suppression: answer a broadcast request for `ip` with `mac`, back out of the
     port it came from (Neutron's install_arp_responder)."""
     return Flow.of(
-        Table.ARP_RESPONDER, 100,
+        Table.ARP_RESPONDER, ARP_RESPONDER_PRIORITY,
         {"tunnel_id": vni, "eth_type": ETH_ARP, "eth_dst": BROADCAST, "arp_op": 1, "arp_tpa": ip},
         [Move("eth_src", "eth_dst"), SetField("eth_src", mac), SetField("arp_op", 2),
          Move("arp_sha", "arp_tha"), Move("arp_spa", "arp_tpa"),

@@ -16,7 +16,7 @@ from mininet_topos.topology import LogicalSwitch, Topology
 
 LOG = logging.getLogger(__name__)
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-TUNNEL_PREFIX = "vx-"
+ATTACHMENT_KEYS = {"vm-id", "attached-mac", "logical-switch"}   # a br-int port with these is a VM's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +128,7 @@ class Network:
 
 def parse_attachment(port: str, ofport: int, external_ids: dict, network: Network) -> Attachment:
     """An Attachment from a br-int interface's external_ids; ValueError says what is wrong."""
-    missing = [k for k in ("vm-id", "attached-mac", "logical-switch") if not external_ids.get(k)]
+    missing = [k for k in sorted(ATTACHMENT_KEYS) if not external_ids.get(k)]
     if missing:
         raise ValueError(f"port {port}: external_ids lack {', '.join(missing)}")
     mac = external_ids["attached-mac"].lower()

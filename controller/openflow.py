@@ -4,6 +4,8 @@ from __future__ import annotations
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from controller.l2 import ARP_RESPONDER_PRIORITY
+from controller.tables import Table
 from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, DecTtl, Flow, Goto, Move, Output,
                               SetField)
 
@@ -48,6 +50,17 @@ def our_flows_request(dp):
     return parser.OFPFlowStatsRequest(dp, table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY,
                                       out_group=ofp.OFPG_ANY, cookie=COOKIE_APP,
                                       cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
+
+
+def responder_binding(stat) -> tuple[int, str, str] | None:
+    """(VNI, IP, MAC) that an installed ARP-responder flow answers with, or None: after a
+    restart the controller relearns its ARP table from what the data plane holds."""
+    if stat.table_id != int(Table.ARP_RESPONDER) or stat.priority != ARP_RESPONDER_PRIORITY:
+        return None
+    vni, ip = stat.match.get("tunnel_id"), stat.match.get("arp_tpa")
+    macs = [a.value for i in stat.instructions for a in getattr(i, "actions", ())
+            if isinstance(a, parser.OFPActionSetField) and a.key == "eth_src"]
+    return (vni, ip, macs[0]) if vni is not None and ip and macs else None
 
 
 def packet_out(dp, in_port: int, data: bytes, actions):

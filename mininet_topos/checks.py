@@ -61,6 +61,102 @@ def underlay(lab) -> dict:
     return {"ok": ok, "hypervisors": hypervisors, "vtep_reachability": pairs}
 
 
+def expected_reachable(topo, a, b) -> bool:
+    """What the topology implies: same logical switch, or two switches of one router."""
+    if a.switch == b.switch:
+        return True
+    return any({a.switch, b.switch} <= {i.switch for i in r.interfaces} for r in topo.routers)
+
+
+def _holder(topo, switch: str, ip) -> str | None:
+    return next((vm.name for vm in topo.vms if vm.switch == switch and vm.ip == ip), None)
+
+
+def ping_pairs(lab, pairs) -> dict[tuple[str, str], bool]:
+    """Ping (src, dst) pairs, one packet each, all sources at once, each source's targets in
+    parallel. Returns {(src, dst): got a reply}."""
+    by_src = {}
+    for src, dst in pairs:
+        by_src.setdefault(src, []).append(dst)
+    for src, dsts in by_src.items():
+        ips = " ".join(str(lab.topo.vm(d).ip) for d in dsts)
+        lab.vm(src).sendCmd(f"( for ip in {ips}; do ( ping -n -c1 -W1 $ip >/dev/null 2>&1 "
+                            f"&& echo \"$ip 1\" || echo \"$ip 0\" ) & done; wait )")
+    result = {}
+    for src, dsts in by_src.items():
+        got = dict(line.split() for line in lab.vm(src).waitOutput().splitlines() if line.count(" ") == 1)
+        for d in dsts:
+            result[(src, d)] = got.get(str(lab.topo.vm(d).ip)) == "1"
+    return result
+
+
+@check("pingall")
+def pingall(lab) -> dict:
+    """The reachability matrix the topology implies, one ping per pair, first try: pairs
+    that must reach (and reach the right VM: checked by the MAC the source resolved)
+    and pairs that must NOT (different logical switches with no router between them)."""
+    topo = lab.topo
+    pairs, skipped = [], []
+    for a, b in itertools.permutations(topo.vms, 2):
+        if _holder(topo, a.switch, b.ip) not in (None, b.name):
+            skipped.append(f"{a.name}->{b.name}")   # b's IP is someone else's on a's switch
+        else:
+            pairs.append((a.name, b.name))
+    reached = ping_pairs(lab, pairs)
+    rows, wrong = {}, []
+    for (a, b), got in reached.items():
+        want = expected_reachable(topo, topo.vm(a), topo.vm(b))
+        verdict = ("ok" if got else "unreachable") if want else ("LEAK" if got else "isolated")
+        if got and topo.vm(a).switch == topo.vm(b).switch:
+            seen = lab.vm(a).cmd(f"ip -4 neigh show {topo.vm(b).ip}").split()
+            if topo.vm(b).mac not in seen:
+                verdict = "WRONG VM"
+        rows.setdefault(a, {})[b] = verdict
+        if verdict not in ("ok", "isolated"):
+            wrong.append(f"{a}->{b}: {verdict}")
+    return {"ok": not wrong, "pairs": len(reached), "must_reach": sum(v == "ok" for r in rows.values() for v in r.values()),
+            "isolated": sum(v == "isolated" for r in rows.values() for v in r.values()),
+            "failures": wrong, "matrix": rows, "skipped_same_ip": skipped}
+
+
+@check("arp-suppression")
+def arp_suppression(lab) -> dict:
+    """Flush every VM's ARP cache, ping every pair that must reach, and count ARP frames on
+    the underlay, bare and inside VXLAN: known bindings are answered at the hypervisor, so
+    0. A control ARP for an unbound IP must be seen (flooded), proving the capture counts."""
+    from mininet_topos.capture import ARP_ON_UNDERLAY, Capture
+    topo = lab.topo
+    for vm in topo.vms:
+        lab.vm(vm.name).cmd("ip neigh flush all")
+    pairs = [(a.name, b.name) for a, b in itertools.permutations(topo.vms, 2)
+             if expected_reachable(topo, a, b) and _holder(topo, a.switch, b.ip) in (None, b.name)]
+    with Capture(ARP_ON_UNDERLAY) as known:
+        reached = ping_pairs(lab, pairs)
+    control = _control_arp(lab)
+    ok = known.count == 0 and all(reached.values()) and control.get("frames", 1) > 0
+    return {"ok": ok, "pings": len(reached), "replies": sum(reached.values()),
+            "underlay_arp_frames": known.count, "frames": known.lines[:20], "control": control}
+
+
+def _control_arp(lab) -> dict:
+    """An ARP for an IP nobody holds, on a switch that spans two hypervisors: it must be
+    flooded (head-end replication), so the capture must see it inside VXLAN."""
+    from mininet_topos.capture import ARP_ON_UNDERLAY, Capture
+    topo = lab.topo
+    for sw in topo.switches:
+        vms = [vm for vm in topo.vms if vm.switch == sw.name]
+        if len({vm.hypervisor for vm in vms}) < 2:
+            continue
+        taken = {vm.ip for vm in topo.vms if vm.switch == sw.name} | {
+            b.ip for b in topo.static_bindings if b.switch == sw.name} | {
+            i.ip for r in topo.routers for i in r.interfaces if i.switch == sw.name}
+        free = next(ip for ip in sw.subnet.hosts() if ip not in taken)
+        with Capture(ARP_ON_UNDERLAY) as cap:
+            lab.vm(vms[0].name).cmd(f"arping -q -c 1 -w 1 -I eth0 {free}")
+        return {"from": vms[0].name, "unbound_ip": str(free), "frames": cap.count}
+    return {"skipped": "no logical switch spans two hypervisors"}
+
+
 def run_checks(lab, names: list[str]) -> dict:
     results = {name: CHECKS[name](lab) for name in names}
     return {"ok": all(r["ok"] for r in results.values()), "topology": lab.topo.name, "checks": results}

@@ -7,7 +7,7 @@ the controller process that every hypervisor connects to.
 """
 from __future__ import annotations
 
-import ipaddress
+import itertools
 import json
 import os
 import shutil
@@ -56,6 +56,7 @@ class Lab:
         self.net: Mininet | None = None
         self.controller: subprocess.Popen | None = None
         self.manifest: cleanup.Manifest | None = None
+        self.placement = {vm.name: vm.hypervisor for vm in topology.vms}   # VM -> hypervisor now
 
     # --- access ---------------------------------------------------------------------------
     def hv(self, name: str) -> HypervisorNode:
@@ -63,6 +64,10 @@ class Lab:
 
     def vm(self, name: str) -> VM:
         return self.net[name]
+
+    def vms_on(self, hypervisor: str) -> list:
+        """The VMs on `hypervisor` now (after any moves)."""
+        return [vm for vm in self.topo.vms if self.placement[vm.name] == hypervisor]
 
     @property
     def state_file(self) -> Path:
@@ -140,7 +145,7 @@ class Lab:
         d = self.rundir / "controller"
         d.mkdir(parents=True, exist_ok=True)
         self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
-        log = open(d / "controller.log", "w")
+        log = open(d / "controller.log", "a")
         cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--topology", str(Path(t.source).resolve()),
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file)]
@@ -162,16 +167,19 @@ class Lab:
                 node.ovs.start()
                 for pid_name, pid in node.ovs.pids().items():
                     self.manifest.add_pid(pid, pid_name)
-                for vm in self.topo.vms_on(hv.name):
+                for vm in self.vms_on(hv.name):
                     sw = self.topo.switch(vm.switch)
                     node.ovs.attach_vm(vm.name, vm.name, vm.mac, sw.name, sw.vni)
             except HypervisorError as e:
                 raise LabError(str(e)) from e
 
     def _wait_ready(self) -> None:
-        """Every hypervisor connected (OpenFlow and OVSDB) with its VM ports known."""
+        """Every hypervisor connected (OpenFlow and OVSDB) with its VM ports known; every VM's
+        binding learned (from the gratuitous ARP it sends when it comes up); every tunnel
+        the topology implies made by the controller and up (BFD), so no first packet waits
+        on VTEP resolution."""
         self.progress("waiting for hypervisors to connect to the controller")
-        want = {hv.name: {vm.name for vm in self.topo.vms_on(hv.name)} for hv in self.topo.hypervisors}
+        want = {hv.name: {vm.name for vm in self.vms_on(hv.name)} for hv in self.topo.hypervisors}
 
         def connected():
             hvs = self.controller_state().get("hypervisors", {})
@@ -180,7 +188,59 @@ class Lab:
                        for n, vms in want.items())
         wait_for(connected, 60, "every hypervisor to connect to the controller")
 
-    def stop(self) -> None:
+        self.progress("VMs announce themselves (gratuitous ARP); tunnels come up (BFD)")
+        deadline = time.monotonic() + 60
+        while True:
+            state = self.controller_state()
+            unlearned = [vm for vm in self.topo.vms if not self._learned(state, vm)]
+            down = self._tunnels_down(state)
+            if not unlearned and not down:
+                return
+            if time.monotonic() > deadline:
+                raise LabError("timed out waiting for " + ", ".join(
+                    [f"the binding of {vm.name}" for vm in unlearned] + [f"tunnel {t}" for t in down]))
+            for vm in unlearned:           # not heard yet (its port's flows may have been late)
+                self.vm(vm.name).announce()
+            try:
+                wait_for(lambda: all(self._learned(self.controller_state(), vm) for vm in unlearned),
+                         1.0, "announcements")
+            except LabError:
+                pass
+
+    def _learned(self, state: dict, vm) -> bool:
+        vni = str(self.topo.switch(vm.switch).vni)
+        return state.get("arp_table", {}).get(vni, {}).get(str(vm.ip), {}).get("mac") == vm.mac
+
+    def _tunnels_down(self, state: dict) -> list[str]:
+        hvs = state.get("hypervisors", {})
+        down = []
+        for a, b in itertools.permutations(self.topo.hypervisors, 2):
+            shared = ({vm.switch for vm in self.vms_on(a.name)}
+                      & {vm.switch for vm in self.vms_on(b.name)})
+            if shared and hvs.get(a.name, {}).get("tunnels", {}).get(b.name, {}).get("bfd") != "up":
+                down.append(f"{a.name}->{b.name}")
+        return down
+
+    # --- operations on a running lab ------------------------------------------------------
+    def restart_controller(self) -> None:
+        """Stop the controller process and start a new one (the hypervisors reconnect)."""
+        self._stop_controller()
+        self.state_file.unlink(missing_ok=True)
+        self._start_controller()
+        self._wait_ready()
+
+    def move_vm(self, name: str, to: str) -> None:
+        """vMotion: the VM's port leaves its hypervisor's br-int and joins `to`'s, same
+        MAC and IP; the VM keeps its interface and sends a gratuitous ARP from the new place."""
+        vm, src, dst = self.topo.vm(name), self.hv(self.placement[name]), self.hv(to)
+        sw = self.topo.switch(vm.switch)
+        src.ovs.detach_vm(name)
+        src.ovs.sh(f"ip link set {name} netns {dst.pid}")
+        dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
+        self.placement[name] = to
+        self.vm(name).announce()
+
+    def _stop_controller(self) -> None:
         if self.controller and self.controller.poll() is None:
             self.controller.terminate()
             try:
@@ -188,6 +248,9 @@ class Lab:
             except subprocess.TimeoutExpired:
                 self.controller.kill()
                 self.controller.wait()
+
+    def stop(self) -> None:
+        self._stop_controller()
         if self.net is not None:
             for hv in self.topo.hypervisors:
                 if hv.name in self.net:

@@ -1,0 +1,92 @@
+"""Logical switches over VXLAN on the real lab (l2.yaml: three hypervisors; blue and red
+share the subnet 10.1.1.0/24; hv3 hosts only blue)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mininet_topos.checks import arp_suppression, ping, pingall
+from mininet_topos.lab import wait_for
+
+pytestmark = pytest.mark.root
+
+
+def dump_flows(lab, hv: str) -> str:
+    return lab.hv(hv).ovs.sh("ovs-ofctl -O OpenFlow13 dump-flows br-int")
+
+
+def flow_ages(lab, hv: str) -> dict[str, float]:
+    """cookie -> duration (s) of every packetwalk flow on `hv`."""
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r"cookie=(0x7077[0-9a-f]+), duration=([\d.]+)s", dump_flows(lab, hv))}
+
+
+def test_tunnel_ports_are_made_by_the_controller_for_shared_vnis(l2_lab):
+    for hv, remotes in {"hv1": {"hv2", "hv3"}, "hv2": {"hv1", "hv3"}, "hv3": {"hv1", "hv2"}}.items():
+        show = l2_lab.hv(hv).ovs.vsctl("show")
+        assert set(re.findall(r"Port vx-(\w+)", show)) == remotes
+        assert show.count("type: vxlan") == len(remotes)
+        assert "key=flow" in show
+        owners = l2_lab.hv(hv).ovs.vsctl("--bare --columns=external_ids find Interface type=vxlan")
+        assert owners.count("packetwalk-remote") == len(remotes)
+
+
+def test_pingall_reaches_same_vni_pairs_and_isolates_the_others(l2_lab):
+    result = pingall(l2_lab)
+    assert result["ok"], result["failures"]
+    assert result["matrix"]["r1"]["b3"] == "isolated"       # same subnet, other VNI
+    assert result["matrix"]["b1"]["b3"] == "ok"
+
+
+def test_arp_for_known_bindings_never_crosses_the_underlay(l2_lab):
+    result = arp_suppression(l2_lab)
+    assert result["underlay_arp_frames"] == 0, result["frames"]
+    assert result["replies"] == result["pings"] > 0
+    assert result["control"]["frames"] > 0           # the capture does see flooded ARP
+
+
+def test_arp_responder_flows_carry_cookies_and_answer_locally(l2_lab):
+    flows = dump_flows(l2_lab, "hv3")
+    responders = re.findall(r"table=20,.*priority=100,arp,tun_id=(0x[0-9a-f]+).*arp_tpa=([\d.]+)", flows)
+    assert ("0x1389", "10.1.1.12") in responders            # b2 on blue, answered on hv3
+    assert ("0x1389", "10.1.1.50") in responders            # the static binding
+    assert not any(vni == "0x138a" for vni, _ in responders)  # hv3 hosts no red port
+
+
+def test_a_port_with_bad_external_ids_is_ignored_and_the_controller_carries_on(l2_lab):
+    hv = l2_lab.hv("hv3").ovs
+    hv.vsctl("add-port br-int junk0 -- set interface junk0 type=internal external_ids:vm-id=junk")
+    try:
+        log = l2_lab.rundir / "controller" / "controller.log"
+        wait_for(lambda: "junk0: external_ids lack attached-mac, logical-switch" in log.read_text(),
+                 10, "the controller to reject junk0")
+        assert ping(l2_lab.vm("b3"), "10.1.1.11") == 1
+    finally:
+        hv.vsctl("del-port br-int junk0")
+
+
+def test_controller_restart_reconverges_without_touching_flows(l2_lab):
+    before = {hv: flow_ages(l2_lab, hv) for hv in ("hv1", "hv2", "hv3")}
+    l2_lab.restart_controller()
+    state = l2_lab.controller_state()["hypervisors"]
+    assert {hv: state[hv]["flow_mods"] for hv in state} == {"hv1": 0, "hv2": 0, "hv3": 0}
+    for hv, ages in before.items():
+        after = flow_ages(l2_lab, hv)
+        assert set(after) == set(ages)                                  # same flows, same cookies
+        assert all(after[c] >= ages[c] for c in ages)                   # never re-added
+    assert ping(l2_lab.vm("b1"), "10.1.1.13") == 1
+
+
+def test_vm_moves_to_another_hypervisor_and_flows_follow(l2_lab):
+    observer = l2_lab.vm("b1")
+    observer.sendCmd("ping -n -i 0.01 -c 300 -W 1 10.1.1.12")         # b2, on hv2 ...
+    l2_lab.move_vm("b2", "hv3")                                       # ... moves to hv3
+    out = observer.waitOutput()
+    sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
+    assert got > 0 and sent - got < 50, out                           # a short blip, then back
+    state = l2_lab.controller_state()["hypervisors"]
+    assert "b2" in state["hv3"]["attachments"] and "b2" not in state["hv2"]["attachments"]
+    assert ping(observer, "10.1.1.12") == 1
+    assert "10.1.1.12" in [m for m in re.findall(r"arp_tpa=([\d.]+)", dump_flows(l2_lab, "hv3"))]
+    l2_lab.move_vm("b2", "hv2")
