@@ -157,6 +157,79 @@ def _control_arp(lab) -> dict:
     return {"skipped": "no logical switch spans two hypervisors"}
 
 
+def _flow_mods(lab) -> dict[str, int]:
+    return {n: h["flow_mods"] for n, h in lab.controller_state().get("hypervisors", {}).items()}
+
+
+def _pair_across_hypervisors(lab):
+    """A VM and an observer on the same logical switch, on different hypervisors."""
+    for a, b in itertools.permutations(lab.topo.vms, 2):
+        if a.switch == b.switch and lab.placement[a.name] != lab.placement[b.name]:
+            return a, b
+    return None, None
+
+
+@check("attach")
+def attach(lab, rounds: int = 10) -> dict:
+    """Incremental programming, measured: detach and re-attach a VM's port `rounds` times;
+    count the flow-mods each attach sends (per hypervisor) and time from the port's
+    attachment to the first ping reply from a VM on another hypervisor (2 ms ping interval).
+    The figures are reported; ok means every attach was reachable again."""
+    from mininet_topos.lab import wait_for
+    vm, observer = _pair_across_hypervisors(lab)
+    if vm is None:
+        return {"ok": True, "skipped": "no two VMs of one switch on different hypervisors"}
+    hv = lab.hv(lab.placement[vm.name]).ovs
+    sw = lab.topo.switch(vm.switch)
+    attached = lambda: vm.name in lab.controller_state()["hypervisors"][hv.name]["attachments"]
+    latencies, mods = [], []
+    for _ in range(rounds):
+        hv.detach_vm(vm.name)
+        wait_for(lambda: not attached(), 10, f"{vm.name} to be detached")
+        before = _flow_mods(lab)
+        lab.vm(observer.name).sendCmd(f"ping -D -n -i 0.002 -W 0.1 -w 2 {vm.ip}")
+        t0 = _attach_now(hv, vm, sw)
+        out = lab.vm(observer.name).waitOutput()
+        replies = [float(m) for m in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
+        after = [t for t in replies if t >= t0]
+        latencies.append(round((after[0] - t0) * 1000, 1) if after else None)
+        wait_for(attached, 10, f"{vm.name} to be attached")
+        now = _flow_mods(lab)
+        mods.append({h: now[h] - before.get(h, 0) for h in now if now[h] != before.get(h, 0)})
+    got = sorted(x for x in latencies if x is not None)
+    return {"ok": len(got) == rounds, "vm": vm.name, "observer": observer.name, "rounds": rounds,
+            "attach_to_first_reply_ms": {"p50": got[len(got) // 2] if got else None,
+                                         "max": got[-1] if got else None, "all": latencies},
+            "flow_mods_per_attach": mods}
+
+
+def _attach_now(hv, vm, sw) -> float:
+    import time
+    hv.attach_vm(vm.name, vm.name, vm.mac, sw.name, sw.vni)
+    return time.time()
+
+
+@check("mobility")
+def mobility(lab) -> dict:
+    """vMotion: move a VM to another hypervisor (same MAC and IP) while another VM pings it
+    every 10 ms; report the pings lost, then move it back."""
+    vm, observer = _pair_across_hypervisors(lab)
+    if vm is None:
+        return {"ok": True, "skipped": "no two VMs of one switch on different hypervisors"}
+    home = lab.placement[vm.name]
+    others = [h.name for h in lab.topo.hypervisors if h.name != home]
+    away = next((h for h in others if h != lab.placement[observer.name]), others[0])
+    lab.vm(observer.name).sendCmd(f"ping -n -i 0.01 -c 300 -W 1 {vm.ip}")
+    lab.move_vm(vm.name, away)
+    out = lab.vm(observer.name).waitOutput()
+    sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
+    after = ping(lab.vm(observer.name), str(vm.ip))
+    lab.move_vm(vm.name, home)
+    return {"ok": got > 0 and after == 1, "vm": vm.name, "from": home, "to": away,
+            "observer": observer.name, "pings_sent": sent, "pings_lost": sent - got,
+            "ms_lost_at_10ms_interval": (sent - got) * 10}
+
+
 def run_checks(lab, names: list[str]) -> dict:
     results = {name: CHECKS[name](lab) for name in names}
     return {"ok": all(r["ok"] for r in results.values()), "topology": lab.topo.name, "checks": results}
