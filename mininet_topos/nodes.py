@@ -40,3 +40,4 @@ class VM(Host):
     def announce(self):
         """Send a gratuitous ARP, as a guest OS does when its interface comes up."""
         self.cmd(f"arping -q -U -c 1 -I {self.defaultIntf()} {self.IP()}")
+

@@ -79,6 +79,8 @@ def lab(ctx, topology_file, tests, as_json, verbose):
         with Lab(topo, progress=_progress, verbose=verbose) as running:
             if not names:
                 from mininet.cli import CLI
+                from mininet.log import setLogLevel
+                setLogLevel("output")           # the CLI prints command output at this level
                 click.echo(f"*** {topo.name} is up. Try: {_hint(topo)}", err=True)
                 CLI(running.net)
                 return
