@@ -63,7 +63,7 @@ def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp)
                 LOG.info("VNI %d: learned %s is at %s (%s)", port.vni, req.src_ip, req.src_mac, port.vm)
         except BindingConflict as e:
             LOG.warning("%s: %s", port.vm, e)
-    if req.opcode == arp.ARP_REQUEST and req.src_ip == req.dst_ip:
+    if req.src_ip == req.dst_ip:          # gratuitous, as a request or as a reply
         return ArpDecision(learned, why="gratuitous ARP: learned, not flooded")
     if req.opcode == arp.ARP_REQUEST and eth.dst == BROADCAST:
         known = net.bindings.get(port.vni, {}).get(req.dst_ip)

@@ -68,6 +68,7 @@ class Network:
         self.bindings: dict[int, dict[str, Binding]] = {vni: {} for vni in self.switches}
         self.conflicts: list[dict] = []
         self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, port) -> when first seen
+        self._seq = 0
         for b in topology.static_bindings:
             vni = topology.switch(b.switch).vni
             self.bindings[vni][str(b.ip)] = Binding(vni, str(b.ip), b.mac, "static")
@@ -81,7 +82,8 @@ class Network:
 
     def set_attachments(self, hv: Hypervisor, attachments: dict[str, Attachment]) -> None:
         for port in attachments.keys() - hv.attachments.keys():
-            self._attached_seq[(hv.name, port)] = len(self._attached_seq) + 1
+            self._seq += 1
+            self._attached_seq[(hv.name, port)] = self._seq
         hv.attachments = attachments
 
     def mac_table(self, vni: int) -> dict[str, tuple[Hypervisor, Attachment]]:

@@ -1,0 +1,137 @@
+"""Flow specs rendered as OpenFlow 1.3 FLOW_MODs, serialized to bytes and read back."""
+import struct
+from types import SimpleNamespace
+
+import pytest
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller import openflow
+from controller.flows import MULTICAST, Flow, Goto, Move, Output, SetField
+from controller.l2 import arp_responder, l2_flows
+from controller.model import Attachment, Hypervisor, Network
+from controller.tables import Table
+from mininet_topos.topology import parse_topology
+
+# All a FLOW_MOD needs of a datapath to be built and serialized (os_ken MsgBase.serialize).
+DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
+MATCH_AT = ofp.OFP_FLOW_MOD_SIZE - ofp.OFP_MATCH_SIZE       # where ofp_match starts
+
+
+def read_back(msg) -> SimpleNamespace:
+    """Serialize `msg` and parse the bytes back: what the switch would receive."""
+    msg.serialize()
+    buf = bytes(msg.buf)
+    version, msg_type, length = struct.unpack_from("!BBH", buf)
+    cookie, cookie_mask, table_id, command, _, _, priority = struct.unpack_from("!QQBBHHH", buf, 8)
+    match = parser.OFPMatch.parser(buf, MATCH_AT)
+    offset, instructions = MATCH_AT + (match.length + 7) // 8 * 8, []
+    while offset < len(buf):
+        instructions.append(parser.OFPInstruction.parser(buf, offset))
+        offset += instructions[-1].len
+    assert (version, msg_type, length) == (ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, len(buf))
+    return SimpleNamespace(cookie=cookie, cookie_mask=cookie_mask, table_id=table_id, command=command,
+                           priority=priority, match=match, instructions=instructions)
+
+
+def network() -> Network:
+    net = Network(parse_topology({
+        "name": "t", "hypervisors": [{"name": "hv1"}, {"name": "hv2"}],
+        "logical_switches": [{"name": "blue", "vni": 5001, "subnet": "10.1.1.0/24"}],
+        "static_bindings": [{"switch": "blue", "ip": "10.1.1.50", "mac": "00:50:56:00:99:01"}]}))
+    for i, name in enumerate(("hv1", "hv2"), start=1):
+        hv = net.hypervisors[name] = Hypervisor(name, f"169.254.77.{i + 1}", f"192.168.50.{i}")
+        mac = f"00:50:56:00:00:0{i}"
+        net.set_attachments(hv, {"tap": Attachment("tap", 1, f"b{i}", mac, 5001)})
+        hv.tunnels = {"hv2" if i == 1 else "hv1": 9}
+        net.learn_binding(5001, f"10.1.1.1{i}", mac)
+    return net
+
+
+NET = network()
+ALL_L2 = l2_flows(NET, NET.hypervisors["hv1"])
+
+
+def test_the_l2_flows_cover_every_kind_of_field_and_action():
+    fields = {k for f in ALL_L2 for k, _ in f.match}
+    assert fields == {"in_port", "eth_type", "eth_dst", "arp_op", "arp_spa", "arp_sha", "arp_tpa",
+                      "tunnel_id", "reg0"}
+    assert {type(a) for f in ALL_L2 for a in f.actions} == {Output, SetField, Move, Goto}
+    assert {a.field for f in ALL_L2 for a in f.actions if isinstance(a, SetField)} >= {"tunnel_id", "reg0"}
+
+
+def test_flow_add_carries_cookie_table_priority_and_match():
+    flow = Flow.of(Table.L2_LOOKUP, 100, {"reg0": 0, "tunnel_id": 5001, "eth_dst": "00:50:56:00:00:02"},
+                   [Output(9)], "port:b2")
+    msg = openflow.flow_add(DP, flow)
+    assert (msg.cookie, msg.table_id, msg.priority, msg.command) == (flow.cookie, 60, 100, ofp.OFPFC_ADD)
+    assert dict(msg.match.items()) == {"reg0": 0, "tunnel_id": 5001, "eth_dst": "00:50:56:00:00:02"}
+    [apply] = msg.instructions
+    assert apply.type == ofp.OFPIT_APPLY_ACTIONS
+    assert [(a.port, a.max_len) for a in apply.actions] == [(9, 0)]
+
+
+def test_actions_then_goto_become_apply_actions_plus_goto_table():
+    flow = Flow.of(Table.CLASSIFY, 100, {"in_port": 3}, [SetField("tunnel_id", 5001), Goto(Table.ARP_SNOOP)], "x")
+    apply, goto = openflow.flow_add(DP, flow).instructions
+    assert isinstance(apply, parser.OFPInstructionActions) and apply.type == ofp.OFPIT_APPLY_ACTIONS
+    assert [(a.key, a.value) for a in apply.actions] == [("tunnel_id", 5001)]
+    assert isinstance(goto, parser.OFPInstructionGotoTable) and goto.table_id == 10
+
+
+def test_goto_alone_and_drop():
+    [goto] = openflow.flow_add(DP, Flow.of(Table.ARP_SNOOP, 0, {}, [Goto(Table.ARP_RESPONDER)], "x")).instructions
+    assert isinstance(goto, parser.OFPInstructionGotoTable) and goto.table_id == 20
+    assert openflow.flow_add(DP, Flow.of(Table.FLOOD, 0, {}, [], "x")).instructions == []
+
+
+def test_symbolic_output_ports():
+    flow = Flow.of(Table.ARP_SNOOP, 50, {}, [Output("controller"), Output("in_port")], "x")
+    [apply] = openflow.flow_add(DP, flow).instructions
+    assert [(a.port, a.max_len) for a in apply.actions] == [(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER),
+                                                            (ofp.OFPP_IN_PORT, 0)]
+
+
+def test_a_masked_match_survives_serialization():
+    flow = Flow.of(Table.FLOOD, 10, {"tunnel_id": 5001, "eth_dst": MULTICAST}, [Output(1)], "x")
+    back = read_back(openflow.flow_add(DP, flow))
+    assert back.match["eth_dst"] == MULTICAST and back.match["tunnel_id"] == 5001
+
+
+@pytest.mark.parametrize("flow", ALL_L2, ids=lambda f: f.ofctl().split(",cookie")[0] + f"/{f.cookie:x}")
+def test_every_l2_flow_serializes_and_reads_back_as_its_spec(flow):
+    back = read_back(openflow.flow_add(DP, flow))
+    assert (back.cookie, back.table_id, back.priority) == (flow.cookie, int(flow.table), flow.priority)
+    assert (back.command, back.cookie_mask) == (ofp.OFPFC_ADD, 0)
+    assert dict(back.match.items()) == dict(flow.match)
+    gotos = [i.table_id for i in back.instructions if isinstance(i, parser.OFPInstructionGotoTable)]
+    assert gotos == [int(a.table) for a in flow.actions if isinstance(a, Goto)]
+    actions = [a for i in back.instructions for a in getattr(i, "actions", ())]
+    assert len(actions) == len([a for a in flow.actions if not isinstance(a, Goto)])
+
+
+def test_the_arp_responder_moves_whole_fields():
+    flow = arp_responder(5001, "10.1.1.50", "00:50:56:00:99:01", "b")
+    [apply] = read_back(openflow.flow_add(DP, flow)).instructions
+    moves = [(a.src_field, a.dst_field, a.n_bits) for a in apply.actions if isinstance(a, parser.NXActionRegMove)]
+    assert moves == [("eth_src", "eth_dst", 48), ("arp_sha", "arp_tha", 48), ("arp_spa", "arp_tpa", 32)]
+
+
+def test_responder_binding_reads_an_installed_responder_back():
+    stat = read_back(openflow.flow_add(DP, arp_responder(5001, "10.1.1.50", "00:50:56:00:99:01", "b")))
+    assert openflow.responder_binding(stat) == (5001, "10.1.1.50", "00:50:56:00:99:01")
+    other = read_back(openflow.flow_add(DP, next(f for f in ALL_L2 if f.table == Table.FLOOD)))
+    assert openflow.responder_binding(other) is None
+
+
+def test_flow_delete_removes_exactly_one_cookie_from_every_table():
+    back = read_back(openflow.flow_delete(DP, 0x7077123456789ABC))
+    assert (back.cookie, back.cookie_mask) == (0x7077123456789ABC, 2 ** 64 - 1)
+    assert (back.command, back.table_id) == (ofp.OFPFC_DELETE, ofp.OFPTT_ALL)
+
+
+def test_our_flows_request_asks_by_the_app_bits():
+    msg = openflow.our_flows_request(DP)
+    msg.serialize()
+    assert (msg.cookie, msg.cookie_mask, msg.table_id) == (0x7077 << 48, 0xFFFF << 48, ofp.OFPTT_ALL)
+
