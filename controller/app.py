@@ -7,6 +7,7 @@ difference (its flows are known by cookie; nothing is ever flushed).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -20,12 +21,13 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import arp as arp_logic
+from controller import icmp
 from controller import openflow
 from controller.flows import diff
-from controller.l2 import l2_flows
+from controller.pipeline import hypervisor_flows
 from controller.model import ATTACHMENT_KEYS, Binding, Hypervisor, Network, parse_attachment
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
-from controller.tables import Table
+from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
 from mininet_topos.topology import load_topology, parse_topology
 
 LOG = logging.getLogger("packetwalk.controller")
@@ -48,7 +50,14 @@ class EventSyncTimeout(event.EventBase):
     pass
 
 
+class EventResolveTimeout(event.EventBase):
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+
+
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
+RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 
 
 class PacketwalkController(app_manager.OSKenApp):
@@ -65,6 +74,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self.rejected = {}           # (address, port) -> reason, logged once
         self._dirty = set()
         self._flow_stats_buf = {}
+        self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
         self.synced = False          # until every hypervisor the data plane names has been read
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
@@ -77,6 +87,7 @@ class PacketwalkController(app_manager.OSKenApp):
         LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, address)
         self.datapaths[address] = dp
         self.installed.pop(address, None)
+        dp.send_msg(openflow.packet_ins_wanted(dp))
         dp.send_msg(openflow.our_flows_request(dp))
         if address not in self.dbs:
             self.dbs[address] = HypervisorDB(address, lambda a=address: self._ovsdb_changed(a))
@@ -125,20 +136,74 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("packet-in from %s port %s: not a known VM port, ignored", dp.address[0], in_port)
             return
         try:
-            eth, req = arp_logic.parse_arp(msg.data)
+            if msg.reason == ofproto_v1_3.OFPR_INVALID_TTL:
+                self._icmp_error(dp, port, msg.data, icmp.TIME_EXCEEDED)
+            elif msg.table_id == Table.L3_ROUTING:
+                self._icmp_error(dp, port, msg.data, icmp.NET_UNREACHABLE)
+            elif msg.table_id == Table.L3_ARP_RESOLVE:
+                self._resolve(dp, port, msg)
+            else:
+                self._arp(dp, hv, port, msg)
         except arp_logic.MalformedPacket as e:
             LOG.warning("packet-in from %s port %s: %s: ignored", hv.name, port.port, e)
-            return
+
+    def _arp(self, dp, hv, port, msg):
+        eth, req = arp_logic.parse_arp(msg.data)
         decision = arp_logic.decide(self.net, port, eth, req)
         LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
         if decision.reply:
-            dp.send_msg(openflow.packet_out(dp, in_port, decision.reply, [openflow.Output("in_port")]))
+            dp.send_msg(openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
         elif decision.forward:
             table = Table.FLOOD if decision.forward == "flood" else Table.L2_LOOKUP
-            dp.send_msg(openflow.packet_out(dp, in_port, msg.data, [
+            dp.send_msg(openflow.packet_out(dp, port.ofport, msg.data, [
                 openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
         if decision.learned:
             self._converge()
+
+    def _icmp_error(self, dp, port, data, kind):
+        gateway = self.net.lif_ip(port.vni)
+        if gateway is None:
+            return
+        frame = icmp.icmp_error(data, kind, gateway, self.net.topology.vmac, port.mac)
+        LOG.info("%s: ICMP %d/%d to %s from router %s", port.vm, kind[0], kind[1], port.vm, gateway)
+        dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
+
+    def _resolve(self, dp, port, msg):
+        """A routed packet whose next hop has no binding: hold it, ARP from the router's LIF
+        on that switch (on a hypervisor that hosts it), and route it once the answer is
+        learned; host unreachable if nothing answers in time."""
+        vni, hop = msg.match.get("tunnel_id"), msg.match.get(REG_NEXT_HOP)
+        if vni is None or hop is None:
+            return
+        key = (vni, str(ipaddress.IPv4Address(hop)))
+        held = self.pending.setdefault(key, [])
+        held.append((dp, port, msg.data))
+        if len(held) > 1:
+            return
+        host = next(iter(self.net.vtep_table(vni)), None)
+        sender = self.datapaths.get(host.address) if host else None
+        lif = self.net.lif_ip(vni)
+        if sender and lif:
+            LOG.info("router: who has %s on VNI %d? (asked from %s)", key[1], vni, host.name)
+            request = arp_logic.arp_request(self.net.topology.vmac, lif, key[1])
+            sender.send_msg(openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
+                openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
+                openflow.Resubmit(Table.FLOOD)]))
+        hub.spawn_after(RESOLVE_TIMEOUT, lambda: self.send_event(self.name, EventResolveTimeout(key)))
+
+    @set_ev_cls(EventResolveTimeout)
+    def _resolve_timeout(self, ev):
+        for dp, port, data in self.pending.pop(ev.key, []):
+            LOG.info("router: %s on VNI %d did not answer", ev.key[1], ev.key[0])
+            self._icmp_error(dp, port, data, icmp.HOST_UNREACHABLE)
+
+    def _release_resolved(self):
+        for key in [k for k in self.pending if k[1] in self.net.bindings.get(k[0], {})]:
+            for dp, port, data in self.pending.pop(key):
+                dp.send_msg(openflow.packet_out(dp, port.ofport, data, [
+                    openflow.SetField("tunnel_id", key[0]),
+                    openflow.SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(key[1]))),
+                    openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
 
     # --- OVSDB ------------------------------------------------------------------------------
     def _connect_ovsdb(self, address):
@@ -240,7 +305,7 @@ class PacketwalkController(app_manager.OSKenApp):
             dp = self.datapaths.get(hv.address)
             if dp is None or hv.address not in self.installed:
                 continue
-            d = diff(l2_flows(self.net, hv), self.installed[hv.address])
+            d = diff(hypervisor_flows(self.net, hv), self.installed[hv.address])
             if not d:
                 continue
             for flow in d.add:
@@ -251,6 +316,7 @@ class PacketwalkController(app_manager.OSKenApp):
             self.installed[hv.address] = (self.installed[hv.address] - set(d.delete)) | {f.cookie for f in d.add}
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
             LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
+        self._release_resolved()
         self._write_state()
 
     def _hv_at(self, address) -> Hypervisor | None:

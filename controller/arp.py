@@ -50,6 +50,16 @@ def arp_reply(eth: ethernet.ethernet, req: arp.arp, mac: str) -> bytes:
     return bytes(p.data)
 
 
+def arp_request(vmac: str, router_ip: str, target_ip: str) -> bytes:
+    """The router's own ARP request for a next hop it has no binding for."""
+    p = packet.Packet()
+    p.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=vmac, ethertype=ether_types.ETH_TYPE_ARP))
+    p.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=vmac, src_ip=router_ip,
+                           dst_mac="00:00:00:00:00:00", dst_ip=target_ip))
+    p.serialize()
+    return bytes(p.data)
+
+
 def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp) -> ArpDecision:
     learned = False
     if req.src_mac != port.mac or eth.src != port.mac:

@@ -5,8 +5,7 @@ so reading this file reads like the pipeline (see controller/tables.py).
 """
 from __future__ import annotations
 
-from controller.flows import (BROADCAST, ETH_ARP, MULTICAST, Flow, Goto, Move, Output,
-                              SetField)
+from controller.flows import BROADCAST, ETH_ARP, Flow, Goto, Move, Output, SetField
 from controller.model import Attachment, Hypervisor, Network
 from controller.tables import REG_FROM_TUNNEL, Table
 
@@ -105,15 +104,17 @@ def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
                 flows += arp_snoop_known(a, b.ip)
     for remote, ofport in hv.tunnels.items():
         flows.append(tunnel_ingress(remote, ofport))
-    for vni in sorted(hv.vnis()):
-        flows.append(arp_ask_controller(vni))
-        for b in net.bindings[vni].values():
-            flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
+    local = hv.vnis()
+    for vni in sorted(net.routed_vnis(local)):     # routed packets leave on the destination VNI
         for mac, (where, a) in sorted(net.mac_table(vni).items()):
             if where is hv:
                 flows.append(unicast_local(vni, mac, a))
             elif where.name in hv.tunnels:
                 flows.append(unicast_to_tunnel(vni, mac, a.vm, hv.tunnels[where.name]))
+    for vni in sorted(local):
+        flows.append(arp_ask_controller(vni))
+        for b in net.bindings[vni].values():
+            flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
         tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
                    if o is not hv and o.name in hv.tunnels]
         local = [a.ofport for a in hv.attachments.values() if a.vni == vni]

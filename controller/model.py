@@ -72,6 +72,10 @@ class Network:
         for b in topology.static_bindings:
             vni = topology.switch(b.switch).vni
             self.bindings[vni][str(b.ip)] = Binding(vni, str(b.ip), b.mac, "static")
+        for r in topology.routers:       # a LIF's IP is bound to the vMAC on its switch
+            for lif in r.interfaces:
+                vni = topology.switch(lif.switch).vni
+                self.bindings[vni][str(lif.ip)] = Binding(vni, str(lif.ip), topology.vmac, "lif")
 
     # --- lookups --------------------------------------------------------------------------
     def switch_by_name(self, name: str) -> LogicalSwitch | None:
@@ -99,6 +103,10 @@ class Network:
                     table[a.mac] = (seq, hv, a)
         return {mac: (hv, a) for mac, (_, hv, a) in table.items()}
 
+    def lif_ip(self, vni: int) -> str | None:
+        """The router's IP on logical switch `vni` (the VMs' default gateway), if any."""
+        return next((b.ip for b in self.bindings.get(vni, {}).values() if b.source == "lif"), None)
+
     def hypervisor_by_dpid(self, dpid: int) -> Hypervisor | None:
         return next((h for h in self.hypervisors.values() if h.dpid == dpid), None)
 
@@ -106,22 +114,34 @@ class Network:
         """The hypervisors that host ports of logical switch `vni` (NSX: the VTEP table)."""
         return sorted((h for h in self.hypervisors.values() if vni in h.vnis()), key=lambda h: h.name)
 
+    def routed_vnis(self, vnis: set[int]) -> set[int]:
+        """`vnis` plus every VNI a router joins to one of them: where their traffic can go."""
+        out = set(vnis)
+        for r in self.topology.routers:
+            joined = {self.topology.switch(i.switch).vni for i in r.interfaces}
+            if joined & vnis:
+                out |= joined
+        return out
+
     def wanted_tunnels(self, hv: Hypervisor) -> dict[str, str]:
-        """remote hypervisor -> its VTEP IP, for every VTEP that shares a VNI with `hv`."""
-        mine = hv.vnis()
+        """remote hypervisor -> its VTEP IP, for every VTEP that hosts a VNI `hv`'s VMs can
+        reach (same switch, or routed by the distributed router at the first hop)."""
+        reach = self.routed_vnis(hv.vnis())
         return {o.name: o.vtep_ip for o in self.hypervisors.values()
-                if o is not hv and o.vtep_ip and mine & o.vnis()}
+                if o is not hv and o.vtep_ip and reach & o.vnis()}
 
     # --- changes --------------------------------------------------------------------------
     def learn_binding(self, vni: int, ip: str, mac: str) -> bool:
         """A VM's claim of `ip` on switch `vni`. True if the ARP table changed."""
         switch = self.switches.get(vni)
-        if switch is None or ipaddress.ip_address(ip) not in switch.subnet:
-            raise BindingConflict(f"{ip} is not in logical switch VNI {vni}'s subnet")
+        addr = ipaddress.ip_address(ip)
+        if switch is None or addr not in switch.subnet or addr in (switch.subnet.network_address,
+                                                                  switch.subnet.broadcast_address):
+            raise BindingConflict(f"{ip} is not a host address of logical switch VNI {vni}'s subnet")
         held = self.bindings[vni].get(ip)
         if held and held.mac == mac:
             return False
-        if held and (held.source == "static" or self.attachment_of(vni, held.mac)):
+        if held and (held.source in ("static", "lif") or self.attachment_of(vni, held.mac)):
             self.conflicts.append({"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac})
             raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac}; claim by {mac} refused")
         self.bindings[vni][ip] = Binding(vni, ip, mac, "snoop")

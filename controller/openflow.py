@@ -52,6 +52,14 @@ def our_flows_request(dp):
                                       cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
 
 
+def packet_ins_wanted(dp):
+    """OpenFlow 1.3 sends invalid-TTL packet-ins (dec_ttl at TTL 1) only if asked."""
+    pi = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION | 1 << ofp.OFPR_INVALID_TTL
+    ps = 1 << ofp.OFPPR_ADD | 1 << ofp.OFPPR_DELETE | 1 << ofp.OFPPR_MODIFY
+    return parser.OFPSetAsync(dp, packet_in_mask=[pi, 0], port_status_mask=[ps, ps],
+                              flow_removed_mask=[0, 0])
+
+
 def responder_binding(stat) -> tuple[int, str, str] | None:
     """(VNI, IP, MAC) that an installed ARP-responder flow answers with, or None: after a
     restart the controller relearns its ARP table from what the data plane holds."""

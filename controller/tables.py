@@ -35,3 +35,4 @@ PURPOSE = {
 
 # Registers carried through the pipeline (NXM regs, visible in ovs-ofctl as reg0...).
 REG_FROM_TUNNEL = "reg0"   # 1: the packet came in on a tunnel port; never replicate it to tunnels again
+REG_NEXT_HOP = "reg1"      # distributed router: the IPv4 next hop L3_ARP_RESOLVE looks up

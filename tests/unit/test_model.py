@@ -59,9 +59,9 @@ def test_static_bindings_are_known_from_the_start(net):
 
 
 @pytest.mark.parametrize("vni, ip", [(BLUE, "10.1.2.11"), (BLUE, "192.168.50.1"), (5002, "10.1.1.11"),
-                                     (9999, "10.1.1.11")])
+                                     (9999, "10.1.1.11"), (BLUE, "10.1.1.0"), (BLUE, "10.1.1.255")])
 def test_learn_binding_outside_the_switchs_subnet_is_refused(net, vni, ip):
-    with pytest.raises(BindingConflict, match=f"{ip} is not in logical switch VNI {vni}'s subnet"):
+    with pytest.raises(BindingConflict, match=f"{ip} is not a host address of logical switch VNI {vni}'s subnet"):
         net.learn_binding(vni, ip, MAC)
     assert all(ip not in b for b in net.bindings.values())
 

@@ -1,0 +1,97 @@
+"""Distributed logical routing: the router flows one hypervisor needs.
+
+Every hypervisor holds every LIF of the routers its VMs' switches belong to, all answering
+with one virtual MAC (vMAC). A packet a VM sends to the vMAC is routed where it starts:
+TTL decremented, source MAC = vMAC, destination MAC = the next hop's (from the ARP table),
+moved onto the destination logical switch (its VNI); L2 lookup then delivers it locally or
+tunnels it straight to the destination VM's VTEP. Pure: (network, hypervisor) -> flows.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from controller.flows import ETH_IP, DecTtl, Flow, Goto, Move, Output, SetField
+from controller.model import Hypervisor, Network
+from controller.tables import REG_NEXT_HOP, Table
+
+ICMP = 1
+LPM_BASE = 1000      # routes: priority = LPM_BASE + prefix length (longest prefix wins)
+
+
+def lif_echo_reply(vni: int, lif_ip: str, vmac: str, owner: str) -> Flow:
+    """A ping to a router IP is answered by the local hypervisor."""
+    return Flow.of(Table.L3_INPUT, 100,
+                   {"tunnel_id": vni, "eth_dst": vmac, "eth_type": ETH_IP, "ip_proto": ICMP,
+                    "icmpv4_type": 8, "ipv4_dst": lif_ip},
+                   [Move("eth_src", "eth_dst"), SetField("eth_src", vmac),
+                    Move("ipv4_src", "ipv4_dst"), SetField("ipv4_src", lif_ip),
+                    SetField("icmpv4_type", 0), Output("in_port")], owner)
+
+
+def to_router(vni: int, vmac: str, owner: str) -> list[Flow]:
+    """IP to the vMAC is for the router; anything else to the vMAC stops here."""
+    return [
+        Flow.of(Table.L3_INPUT, 50, {"tunnel_id": vni, "eth_dst": vmac, "eth_type": ETH_IP},
+                [Goto(Table.L3_ROUTING)], owner),
+        Flow.of(Table.L2_LOOKUP, 100, {"tunnel_id": vni, "eth_dst": vmac}, [], owner),
+    ]
+
+
+def route(src_vni: int, prefix: ipaddress.IPv4Network, dst_vni: int, vmac: str, owner: str,
+          next_hop: str | None = None) -> Flow:
+    """Longest prefix match from one LIF's switch. A connected route's next hop is the
+    destination itself; a static route's is its gateway. TTL 1 goes to the controller
+    (dec_ttl's invalid-TTL packet-in) for ICMP time exceeded."""
+    hop = SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(next_hop))) if next_hop \
+        else Move("ipv4_dst", REG_NEXT_HOP)
+    match = {"tunnel_id": src_vni, "eth_type": ETH_IP}
+    if prefix.prefixlen:
+        match["ipv4_dst"] = (str(prefix.network_address), str(prefix.netmask)) \
+            if prefix.prefixlen < 32 else str(prefix.network_address)
+    return Flow.of(Table.L3_ROUTING, LPM_BASE + prefix.prefixlen, match,
+                   [DecTtl(), SetField("eth_src", vmac), hop, SetField("tunnel_id", dst_vni),
+                    Goto(Table.L3_ARP_RESOLVE)], owner)
+
+
+def arp_resolve(vni: int, ip: str, mac: str, owner: str) -> Flow:
+    return Flow.of(Table.L3_ARP_RESOLVE, 100, {"tunnel_id": vni, REG_NEXT_HOP: int(ipaddress.IPv4Address(ip))},
+                   [SetField("eth_dst", mac), Goto(Table.L2_LOOKUP)], owner)
+
+
+def resolve_miss(vni: int, owner: str) -> Flow:
+    """Next hop with no binding: the controller ARPs for it from the LIF (or answers
+    host unreachable)."""
+    return Flow.of(Table.L3_ARP_RESOLVE, 1, {"tunnel_id": vni}, [Output("controller")], owner)
+
+
+def no_route(vni: int, owner: str) -> Flow:
+    return Flow.of(Table.L3_ROUTING, 1, {"tunnel_id": vni}, [Output("controller")], owner)
+
+
+def l3_flows(net: Network, hv: Hypervisor) -> list[Flow]:
+    vmac = net.topology.vmac
+    local = hv.vnis()
+    flows = []
+    for r in net.topology.routers:
+        owner = f"lr:{r.name}"
+        lifs = [(net.topology.switch(i.switch).vni, i) for i in r.interfaces]
+        for src_vni, _ in lifs:
+            if src_vni not in local:
+                continue
+            flows += to_router(src_vni, vmac, owner)
+            flows.append(no_route(src_vni, owner))
+            for dst_vni, lif in lifs:
+                flows.append(lif_echo_reply(src_vni, str(lif.ip), vmac, f"lif:{r.name}/{lif.switch}"))
+                subnet = net.topology.switch(lif.switch).subnet
+                flows.append(route(src_vni, subnet, dst_vni, vmac, f"lif:{r.name}/{lif.switch}"))
+            for rt in r.routes:
+                via = next(v for v, lif in lifs if rt.next_hop in net.topology.switch(lif.switch).subnet)
+                flows.append(route(src_vni, rt.prefix, via, vmac, f"route:{r.name}/{rt.prefix}",
+                                   next_hop=str(rt.next_hop)))
+        if any(v in local for v, _ in lifs):
+            for dst_vni, _ in lifs:
+                flows.append(resolve_miss(dst_vni, owner))
+                for b in net.bindings[dst_vni].values():
+                    if b.source != "lif":
+                        flows.append(arp_resolve(dst_vni, b.ip, b.mac, f"binding:{dst_vni}/{b.ip}"))
+    return flows
