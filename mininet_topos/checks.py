@@ -230,6 +230,54 @@ def mobility(lab) -> dict:
             "ms_lost_at_10ms_interval": (sent - got) * 10}
 
 
+def routed_pairs(lab) -> dict[str, tuple]:
+    """For each kind of routed path the topology has, one (src, dst) pair: on one host,
+    and across hosts."""
+    topo, found = lab.topo, {}
+    for a, b in itertools.permutations(topo.vms, 2):
+        if a.switch == b.switch or not expected_reachable(topo, a, b):
+            continue
+        kind = "same_host" if lab.placement[a.name] == lab.placement[b.name] else "cross_host"
+        found.setdefault(kind, (a, b))
+    return found
+
+
+def _routed_ping(lab, a, b) -> dict:
+    from mininet_topos.capture import ICMP_IN_VXLAN, Capture
+    with Capture(ICMP_IN_VXLAN) as underlay, Capture("icmp", interface="eth0", netns=f"pw-{b.name}") as rx:
+        replies = ping(lab.vm(a.name), str(b.ip))
+    ttls = [int(t) for t in re.findall(r"\bttl (\d+)", rx.text)]
+    hops = re.findall(r"^\s*\d+\s+([\d.]+|\*)", lab.vm(a.name).cmd(f"traceroute -n -q1 -w1 -m 5 {b.ip}"), re.M)
+    return {"src": a.name, "dst": b.name, "replies": replies, "underlay_packets": underlay.count,
+            "ttl_at_receiver": ttls[0] if ttls else None, "traceroute": hops}
+
+
+@check("routing")
+def routing(lab) -> dict:
+    """Routed at the first hop: a routed ping between VMs on one hypervisor puts 0 packets
+    on the underlay; across hypervisors, one tunnel crossing each way (2 packets). The
+    receiver sees TTL 63 (one router hop) and traceroute shows the router as hop 1. The
+    gateway answers ARP and ping at the VM's own hypervisor: nothing on the underlay."""
+    from mininet_topos.capture import ARP_ON_UNDERLAY, ICMP_IN_VXLAN, Capture
+    topo, results, ok = lab.topo, {}, True
+    for kind, (a, b) in sorted(routed_pairs(lab).items()):
+        r = results[kind] = _routed_ping(lab, a, b)
+        r["expected_underlay_packets"] = 0 if kind == "same_host" else 2
+        gw = str(topo.gateway(a))
+        r["ok"] = (r["replies"] == 1 and r["underlay_packets"] == r["expected_underlay_packets"]
+                   and r["ttl_at_receiver"] == 63 and r["traceroute"] == [gw, str(b.ip)])
+        ok &= r["ok"]
+    vm = next((v for v in topo.vms if topo.gateway(v)), None)
+    if vm is not None:
+        lab.vm(vm.name).cmd("ip neigh flush all")
+        with Capture(f"({ARP_ON_UNDERLAY}) or ({ICMP_IN_VXLAN})") as cap:
+            replies = ping(lab.vm(vm.name), str(topo.gateway(vm)))
+        results["gateway"] = {"vm": vm.name, "gateway": str(topo.gateway(vm)), "replies": replies,
+                              "underlay_packets": cap.count, "ok": replies == 1 and cap.count == 0}
+        ok &= results["gateway"]["ok"]
+    return {"ok": ok and bool(results), **results}
+
+
 def run_checks(lab, names: list[str]) -> dict:
     results = {name: CHECKS[name](lab) for name in names}
     return {"ok": all(r["ok"] for r in results.values()), "topology": lab.topo.name, "checks": results}
