@@ -117,6 +117,6 @@ def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
             flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
         tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
                    if o is not hv and o.name in hv.tunnels]
-        local = [a.ofport for a in hv.attachments.values() if a.vni == vni]
-        flows += flood(vni, local, tunnels)
+        ports = [a.ofport for a in hv.attachments.values() if a.vni == vni]
+        flows += flood(vni, ports, tunnels)
     return flows
