@@ -62,18 +62,22 @@ class HypervisorOVS:
         return self.sh("ovs-vsctl --timeout=10 " + " ".join(args))
 
     # --- life cycle -------------------------------------------------------------------
-    def start(self) -> None:
+    def start_daemons(self, *external_ids: str) -> None:
+        """ovsdb-server (listening on the management IP too, if there is one) and ovs-vswitchd."""
         self.rundir.mkdir(parents=True, exist_ok=True)
         d = self.rundir
         self.sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.all.disable_ipv6=1")
         self.sh(f"ovsdb-tool create {d}/conf.db {SCHEMA}")
-        self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock "
-                f"--remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip} --pidfile --log-file --detach --no-chdir")
-        vtep_ip = self.vtep_cidr.split("/")[0]
-        self.vsctl("--no-wait init", "--", "set Open_vSwitch .",
-                   f"external_ids:system-id={self.name}", f"external_ids:hostname={self.name}",
-                   f"external_ids:vtep-ip={vtep_ip}")
+        remote = f" --remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip}" if self.mgmt_ip else ""
+        self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock{remote} "
+                f"--pidfile --log-file --detach --no-chdir")
+        self.vsctl("--no-wait init", "--", "set Open_vSwitch .", f"external_ids:system-id={self.name}",
+                   f"external_ids:hostname={self.name}", *external_ids)
         self.sh("ovs-vswitchd --pidfile --log-file --detach --no-chdir")
+
+    def start(self) -> None:
+        """The hypervisor: daemons, then br-phy with the VTEP, then br-int under the controller."""
+        self.start_daemons(f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}")
         self.vsctl("add-br br-phy", "--", "set bridge br-phy datapath_type=netdev",
                    "other_config:disable-in-band=true", "--", f"add-port br-phy {UPLINK}")
         self.sh(f"ip addr flush dev {UPLINK}")

@@ -16,6 +16,18 @@ from mininet_topos.lab import UNDERLAY, wait_for
 INNER_ETHERTYPE = "udp[28:2]"
 ARP_ON_UNDERLAY = f"arp or (udp port 4789 and {INNER_ETHERTYPE} = 0x0806)"
 ICMP_IN_VXLAN = f"udp port 4789 and {INNER_ETHERTYPE} = 0x0800 and udp[39] = 1"   # inner IPv4 proto
+# The physical baseline carries VM frames themselves, 802.1Q-tagged on the trunks.
+ARP_ON_PHYSICAL = "arp or (vlan and arp)"
+ICMP_ON_PHYSICAL = "icmp or (vlan and icmp)"
+
+
+def vm_arp(kind: str) -> str:
+    """VM ARP frames as they cross the underlay / physical switch."""
+    return ARP_ON_PHYSICAL if kind == "physical" else ARP_ON_UNDERLAY
+
+
+def vm_icmp(kind: str) -> str:
+    return ICMP_ON_PHYSICAL if kind == "physical" else ICMP_IN_VXLAN
 
 
 class Capture:

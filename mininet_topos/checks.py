@@ -69,6 +69,12 @@ def expected_reachable(topo, a, b) -> bool:
 
 
 def _holder(topo, switch: str, ip) -> str | None:
+    """Who a VM on `switch` reaches at `ip`: the holder on its own switch if `ip` is in its
+    subnet, else the holder on the switch its router has for that subnet."""
+    if ip not in topo.switch(switch).subnet:
+        router = next((r for r in topo.routers if switch in {i.switch for i in r.interfaces}), None)
+        switch = next((i.switch for i in router.interfaces if ip in topo.switch(i.switch).subnet),
+                      None) if router else None
     return next((vm.name for vm in topo.vms if vm.switch == switch and vm.ip == ip), None)
 
 
@@ -124,13 +130,13 @@ def arp_suppression(lab) -> dict:
     """Flush every VM's ARP cache, ping every pair that must reach, and count ARP frames on
     the underlay, bare and inside VXLAN: known bindings are answered at the hypervisor, so
     0. A control ARP for an unbound IP must be seen (flooded), proving the capture counts."""
-    from mininet_topos.capture import ARP_ON_UNDERLAY, Capture
+    from mininet_topos.capture import Capture, vm_arp
     topo = lab.topo
     for vm in topo.vms:
         lab.vm(vm.name).cmd("ip neigh flush all")
     pairs = [(a.name, b.name) for a, b in itertools.permutations(topo.vms, 2)
              if expected_reachable(topo, a, b) and _holder(topo, a.switch, b.ip) in (None, b.name)]
-    with Capture(ARP_ON_UNDERLAY) as known:
+    with Capture(vm_arp(topo.kind)) as known:
         reached = ping_pairs(lab, pairs)
     control = _control_arp(lab)
     ok = known.count == 0 and all(reached.values()) and control.get("frames", 1) > 0
@@ -141,7 +147,7 @@ def arp_suppression(lab) -> dict:
 def _control_arp(lab) -> dict:
     """An ARP for an IP nobody holds, on a switch that spans two hypervisors: it must be
     flooded (head-end replication), so the capture must see it inside VXLAN."""
-    from mininet_topos.capture import ARP_ON_UNDERLAY, Capture
+    from mininet_topos.capture import Capture, vm_arp
     topo = lab.topo
     for sw in topo.switches:
         vms = [vm for vm in topo.vms if vm.switch == sw.name]
@@ -151,7 +157,7 @@ def _control_arp(lab) -> dict:
             b.ip for b in topo.static_bindings if b.switch == sw.name} | {
             i.ip for r in topo.routers for i in r.interfaces if i.switch == sw.name}
         free = next(ip for ip in sw.subnet.hosts() if ip not in taken)
-        with Capture(ARP_ON_UNDERLAY) as cap:
+        with Capture(vm_arp(topo.kind)) as cap:
             lab.vm(vms[0].name).cmd(f"arping -q -c 1 -w 1 -I eth0 {free}")
         return {"from": vms[0].name, "unbound_ip": str(free), "frames": cap.count}
     return {"skipped": "no logical switch spans two hypervisors"}
@@ -243,8 +249,8 @@ def routed_pairs(lab) -> dict[str, tuple]:
 
 
 def _routed_ping(lab, a, b) -> dict:
-    from mininet_topos.capture import ICMP_IN_VXLAN, Capture
-    with Capture(ICMP_IN_VXLAN) as underlay, Capture("icmp", interface="eth0", netns=f"pw-{b.name}") as rx:
+    from mininet_topos.capture import Capture, vm_icmp
+    with Capture(vm_icmp(lab.topo.kind)) as underlay, Capture("icmp", interface="eth0", netns=f"pw-{b.name}") as rx:
         replies = ping(lab.vm(a.name), str(b.ip))
     ttls = [int(t) for t in re.findall(r"\bttl (\d+)", rx.text)]
     hops = re.findall(r"^\s*\d+\s+([\d.]+|\*)", lab.vm(a.name).cmd(f"traceroute -n -q1 -w1 -m 5 {b.ip}"), re.M)
@@ -258,24 +264,60 @@ def routing(lab) -> dict:
     on the underlay; across hypervisors, one tunnel crossing each way (2 packets). The
     receiver sees TTL 63 (one router hop) and traceroute shows the router as hop 1. The
     gateway answers ARP and ping at the VM's own hypervisor: nothing on the underlay."""
-    from mininet_topos.capture import ARP_ON_UNDERLAY, ICMP_IN_VXLAN, Capture
+    from mininet_topos.capture import Capture, vm_arp, vm_icmp
     topo, results, ok = lab.topo, {}, True
+    overlay = topo.kind != "physical"      # the baseline reports the same figures, unjudged
     for kind, (a, b) in sorted(routed_pairs(lab).items()):
         r = results[kind] = _routed_ping(lab, a, b)
-        r["expected_underlay_packets"] = 0 if kind == "same_host" else 2
         gw = str(topo.gateway(a))
-        r["ok"] = (r["replies"] == 1 and r["underlay_packets"] == r["expected_underlay_packets"]
-                   and r["ttl_at_receiver"] == 63 and r["traceroute"] == [gw, str(b.ip)])
+        r["ok"] = r["replies"] == 1 and r["ttl_at_receiver"] == 63 and r["traceroute"] == [gw, str(b.ip)]
+        if overlay:
+            r["expected_underlay_packets"] = 0 if kind == "same_host" else 2
+            r["ok"] = r["ok"] and r["underlay_packets"] == r["expected_underlay_packets"]
         ok &= r["ok"]
     vm = next((v for v in topo.vms if topo.gateway(v)), None)
     if vm is not None:
         lab.vm(vm.name).cmd("ip neigh flush all")
-        with Capture(f"({ARP_ON_UNDERLAY}) or ({ICMP_IN_VXLAN})") as cap:
+        with Capture(f"({vm_arp(topo.kind)}) or ({vm_icmp(topo.kind)})") as cap:
             replies = ping(lab.vm(vm.name), str(topo.gateway(vm)))
         results["gateway"] = {"vm": vm.name, "gateway": str(topo.gateway(vm)), "replies": replies,
-                              "underlay_packets": cap.count, "ok": replies == 1 and cap.count == 0}
+                              "underlay_packets": cap.count,
+                              "ok": replies == 1 and (cap.count == 0 or not overlay)}
         ok &= results["gateway"]["ok"]
     return {"ok": ok and bool(results), **results}
+
+
+@check("underlay-macs")
+def underlay_macs(lab) -> dict:
+    """The seed's closing claim, measured: after every pair has pinged, which MACs has the
+    underlay ("physical") switch learned? With the overlay only the VTEPs'; without it,
+    every VM's (and the router's)."""
+    ping_pairs(lab, [(a.name, b.name) for a, b in itertools.permutations(lab.topo.vms, 2)
+                     if expected_reachable(lab.topo, a, b)])
+    import subprocess
+    from dataplane.hypervisor import UPLINK
+    from mininet_topos.lab import UNDERLAY
+    fdb = subprocess.run(["bridge", "fdb", "show", "br", UNDERLAY], capture_output=True, text=True).stdout
+    learned = sorted({line.split()[0] for line in fdb.splitlines()
+                      if "permanent" not in line and "self" not in line and line.strip()})
+    vm_macs = {vm.mac: vm.name for vm in lab.topo.vms}
+    known = {}          # MAC -> what it is, for the devices of the lab itself
+    for hv in lab.topo.hypervisors:
+        known[_mac(lab.hv(hv.name), UPLINK)] = f"{hv.name} uplink"
+        if lab.topo.kind != "physical":
+            known[_mac(lab.hv(hv.name), "br-phy")] = f"{hv.name} VTEP {hv.vtep_ip}"
+    if lab.topo.kind == "physical":
+        for r in lab.topo.routers:
+            for i in r.interfaces:
+                known[_mac(lab.hv(r.name), f"vlan{lab.topo.switch(i.switch).vlan}")] = f"router {r.name} {i.ip}"
+    table = {mac: f"VM {vm_macs[mac]}" if mac in vm_macs else known.get(mac, "other") for mac in learned}
+    seen_vms = sorted(v for v in table.values() if v.startswith("VM "))
+    return {"ok": lab.topo.kind == "physical" or not seen_vms, "learned": len(learned),
+            "vm_macs_seen": len(seen_vms), "mac_table": table}
+
+
+def _mac(node, interface: str) -> str:
+    return node.cmd(f"cat /sys/class/net/{interface}/address").strip()
 
 
 def run_checks(lab, names: list[str]) -> dict:

@@ -21,6 +21,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.nodelib import LinuxBridge
 
+from dataplane import physical
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
 from mininet_topos import cleanup
 from mininet_topos.nodes import VM, HypervisorNode
@@ -88,10 +89,10 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
-        if self.topo.kind != "overlay":
-            # This kernel has no 802.1Q (and no VLAN-filtering bridges): the baseline's VLANs
-            # need OVS-tagged ports instead, which is not built yet.
-            raise LabError(f"{self.topo.source}: kind {self.topo.kind!r} topologies are not built by the lab yet")
+        clash = {r.name for r in self.topo.routers} & ({h.name for h in self.topo.hypervisors}
+                                                       | {v.name for v in self.topo.vms})
+        if self.topo.kind == "physical" and clash:
+            raise LabError(f"{self.topo.source}: router and host/VM names must differ: {', '.join(sorted(clash))}")
         left = cleanup.leftovers(self.rundir)
         if left:
             raise LabError("a lab is running, or a crashed one left " + ", ".join(left)
@@ -100,10 +101,13 @@ class Lab:
         self.rundir.mkdir(parents=True)
         self.manifest = cleanup.Manifest(self.rundir)
         try:
-            self._build()
-            self._start_controller()
-            self._start_hypervisors()
-            self._wait_ready()
+            if self.topo.kind == "physical":
+                self._build_physical()
+            else:
+                self._build()
+                self._start_controller()
+                self._start_hypervisors()
+                self._wait_ready()
         except BaseException:
             self.stop()
             raise
@@ -123,14 +127,47 @@ class Lab:
             net.addLink(node, underlay, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{hv.name}")
             net.addLink(node, mgmt, intfName1=MGMT, intfName2=f"{MGMT_BRIDGE}-{hv.name}",
                         params1={"ip": f"{hv.mgmt_ip}/{t.management.prefixlen}"})
+        self._add_vms()
+        self._start_net()
+        mask = t.management.prefixlen
+        subprocess.run(["ip", "addr", "add", f"{t.controller_ip}/{mask}", "dev", MGMT_BRIDGE], check=True)
+
+    def _build_physical(self) -> None:
+        """The seed's first scenario, no overlay: hosts with a plain vSwitch (VM ports are
+        access ports of their VLAN), trunks to one physical switch (pw-ul, a plain learning
+        bridge that carries the 802.1Q tags), and one central router on a stick."""
+        t = self.topo
+        setLogLevel("error" if not self.verbose else "info")
+        self.progress(f"building {t.name} (physical baseline): {len(t.hypervisors)} hosts, "
+                      f"{len(t.routers)} router, {len(t.vms)} VMs")
+        net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+        switch = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
+        devices = [h.name for h in t.hypervisors] + [r.name for r in t.routers]
+        for name in devices:
+            node = net.addHost(name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / name))
+            net.addLink(node, switch, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{name}")
+        self._add_vms()
+        self._start_net()
+        for hv in t.hypervisors:
+            self.progress(f"starting {hv.name}: a vSwitch with VLAN access ports")
+            physical.start_host(self.hv(hv.name).ovs, UPLINK,
+                                {vm.name: t.switch(vm.switch).vlan for vm in self.vms_on(hv.name)})
+        for r in t.routers:
+            self.progress(f"starting {r.name}: the central router")
+            physical.start_router(self.hv(r.name).ovs, UPLINK,
+                                  [(t.switch(i.switch).vlan, f"{i.ip}/{t.switch(i.switch).subnet.prefixlen}")
+                                   for i in r.interfaces])
+        for name in devices:
+            for daemon, pid in self.hv(name).ovs.pids().items():
+                self.manifest.add_pid(pid, daemon)
+
+    def _add_vms(self) -> None:
+        t, net = self.topo, self.net
         for vm in t.vms:
             gw = t.gateway(vm)
             node = net.addHost(vm.name, cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}",
                                mac=vm.mac, defaultRoute=f"via {gw}" if gw else None)
             net.addLink(node, net[vm.hypervisor], intfName1="eth0", intfName2=vm.name)
-        self._start_net()
-        mask = t.management.prefixlen
-        subprocess.run(["ip", "addr", "add", f"{t.controller_ip}/{mask}", "dev", MGMT_BRIDGE], check=True)
 
     def _start_net(self) -> None:
         """Build and start the Mininet network; record its shells; name its namespaces pw-*;
@@ -260,9 +297,9 @@ class Lab:
     def stop(self) -> None:
         self._stop_controller()
         if self.net is not None:
-            for hv in self.topo.hypervisors:
-                if hv.name in self.net:
-                    self.hv(hv.name).ovs.stop()
+            for node in self.net.hosts:
+                if isinstance(node, HypervisorNode):
+                    node.ovs.stop()
             self.net.stop()
             self.net = None
         cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay

@@ -13,7 +13,8 @@ VM_MTU = 1450      # VXLAN adds 50 bytes; the underlay MTU is 1500
 
 class HypervisorNode(Node):
     """A hypervisor: a namespace running its own Open vSwitch (see dataplane/hypervisor.py).
-    Commands typed at it in the Mininet CLI run with its OVS environment."""
+    Commands typed at it in the Mininet CLI run with its OVS environment. The physical
+    baseline's hosts and router are the same kind of node (dataplane/physical.py)."""
 
     def __init__(self, name, rundir=None, dpid=1, vtep_cidr=None, mgmt_ip=None, controller=None, **params):
         super().__init__(name, inNamespace=True, **params)

@@ -73,7 +73,7 @@ class _Drawing:
         self.colour = {sw.name: PALETTE[i % len(PALETTE)] for i, sw in enumerate(topology.switches)}
         self.ids = {UNDERLAY: UNDERLAY, **{vm: f"vm_{vm}" for vm in self.host}}  # walk id -> node
         self.graph = graphviz.Digraph(topology.name)
-        self.graph.attr(rankdir="TB", newrank="true", nodesep="0.35", ranksep="0.55",
+        self.graph.attr(rankdir="TB", newrank="true", nodesep="0.35", ranksep="0.7",
                         fontname=FONT, fontsize="16", labelloc="t", bgcolor="white", pad="0.3")
         self.graph.attr("node", fontname=FONT, fontsize="11", shape="box",
                         style="rounded,filled", penwidth="1.2")
@@ -91,11 +91,13 @@ class _Drawing:
                           for lif in router.interfaces)
 
     def hypervisor(self, hv):
-        vms = [vm for vm in self.topo.vms if self.host[vm.name] == hv.name]
+        order = [sw.name for sw in self.topo.switches]
+        vms = sorted((vm for vm in self.topo.vms if self.host[vm.name] == hv.name),
+                     key=lambda vm: order.index(vm.switch))   # same switch, same column
         switches = {vm.switch for vm in vms}
         vswitch = f"hv_{hv.name}"
         self.ids[hv.name] = vswitch
-        heading = f"{hv.name}\nVTEP {hv.vtep_ip}" if self.overlay else f"{hv.name}\nhost"
+        heading = _label(hv.name, f"VTEP {hv.vtep_ip}" if self.overlay else "host (no VTEP)")
         with self.graph.subgraph(name=f"cluster_{hv.name}") as box:
             box.attr(label=heading, style="rounded,filled", fillcolor="#f8fafc",
                      color="#94a3b8", fontsize="13", margin="14")
@@ -105,6 +107,7 @@ class _Drawing:
                 box.node(f"vm_{vm.name}", _label(vm.name, str(vm.ip), small=(
                     vm.mac, f"{sw.name} · {self.segment(sw)}")), fillcolor=fill, color=line)
                 box.edge(f"vm_{vm.name}", vswitch, color=line, penwidth="2")
+            _row(box, [f"vm_{vm.name}" for vm in vms])
             for router in self.topo.routers if self.overlay else ():
                 if switches & {lif.switch for lif in router.interfaces}:
                     self.router_instance(box, router, hv.name, vms, vswitch)
@@ -151,6 +154,7 @@ class _Drawing:
                 fill, line = self.colour[sw.name]
                 box.node(f"ls_{sw.name}", _label(sw.name, self.segment(sw), str(sw.subnet)),
                          fillcolor=fill, color=line, shape="box")
+            _row(box, [f"ls_{sw.name}" for sw in self.topo.switches])
             for router in self.topo.routers:
                 kind = "distributed router" if self.overlay else "router"
                 box.node(f"lr_{router.name}", _label(router.name, small=(kind,)),
@@ -164,9 +168,24 @@ class _Drawing:
             if hop not in self.ids:
                 _unknown("path id", hop, sorted(self.ids))
         for step, (a, b) in enumerate(zip(path, path[1:]), start=1):
-            self.graph.edge(self.ids[a], self.ids[b], label=f"<<b>{step}</b>>", color=WALK,
-                            fontcolor=WALK, penwidth="3", arrowhead="normal",
-                            constraint="false", weight="0", fontsize="14")
+            # xlabel, constraint=false, weight=0: drawn on top, the layout stays as it was
+            self.graph.edge(self.ids[a], self.ids[b], xlabel=_badge(step), color=WALK,
+                            penwidth="3", arrowhead="normal", constraint="false", weight="0",
+                            fontsize="14")
+
+
+def _row(graph, nodes: list[str]) -> None:
+    """Keep nodes on one rank, left to right in this order (dot would pick its own)."""
+    with graph.subgraph() as row:
+        row.attr(rank="same")
+        for left, right in zip(nodes, nodes[1:]):
+            row.edge(left, right, style="invis")
+
+
+def _badge(step: int) -> str:
+    """The walk's step number: white on red, so it stays readable over the lines."""
+    return (f'<<table border="0" cellpadding="2" bgcolor="{WALK}" style="rounded"><tr><td>'
+            f'<font color="white"><b>{step}</b></font></td></tr></table>>')
 
 
 def _unknown(what: str, name: str, known) -> None:

@@ -15,3 +15,21 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "mininet_topos"
 def l2_lab():
     with Lab(load_topology(TOPOLOGIES / "l2.yaml")) as lab:
         yield lab
+
+
+@pytest.fixture(scope="module")
+def seed_lab():
+    with Lab(load_topology(TOPOLOGIES / "seed.yaml")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def tenants_lab():
+    with Lab(load_topology(TOPOLOGIES / "tenants.yaml")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def physical_lab():
+    with Lab(load_topology(TOPOLOGIES / "physical.yaml")) as lab:
+        yield lab
