@@ -35,6 +35,8 @@ CONF = cfg.CONF
 CONF.register_cli_opts([
     cfg.StrOpt("topology", default=None, help="topology YAML: logical switches, routers, static bindings"),
     cfg.StrOpt("state-file", default=None, help="write the controller's tables here as JSON on every change"),
+    cfg.StrOpt("api-listen-host", default="127.0.0.1", help="northbound REST API address (loopback by default)"),
+    cfg.IntOpt("api-port", default=8181, help="northbound REST API port (0: no API)"),
 ])
 _EMPTY = {"name": "empty", "hypervisors": [{"name": "none"}],
           "logical_switches": [{"name": "none", "vni": 4096, "subnet": "10.255.255.0/24"}]}

@@ -28,6 +28,8 @@ from mininet_topos.nodes import VM, HypervisorNode
 from mininet_topos.topology import Topology
 
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
+API_PORT = 8181          # the controller's northbound REST API, on loopback
+LAB_FILE = "lab.json"    # what a running lab is, for `packetwalk trace/show/diagram` in another shell
 UNDERLAY = cleanup.PREFIX + "ul"
 MGMT_BRIDGE = cleanup.PREFIX + "mg"
 
@@ -108,6 +110,7 @@ class Lab:
                 self._start_controller()
                 self._start_hypervisors()
                 self._wait_ready()
+            self.write_lab_file()
         except BaseException:
             self.stop()
             raise
@@ -193,7 +196,7 @@ class Lab:
         log = open(d / "controller.log", "a")
         cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--topology", str(Path(t.source).resolve()),
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
-               "--state-file", str(self.state_file)]
+               "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
 
@@ -283,6 +286,7 @@ class Lab:
         src.ovs.sh(f"ip link set {name} netns {dst.pid}")
         dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
         self.placement[name] = to
+        self.write_lab_file()
         self.vm(name).announce()
 
     def _stop_controller(self) -> None:
@@ -294,7 +298,15 @@ class Lab:
                 self.controller.kill()
                 self.controller.wait()
 
+    def write_lab_file(self) -> None:
+        """Record what is running, for commands run from another shell."""
+        info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind,
+                "rundir": str(self.rundir), "placement": self.placement,
+                "api": None if self.topo.kind == "physical" else f"http://127.0.0.1:{API_PORT}"}
+        (self.rundir / LAB_FILE).write_text(json.dumps(info, indent=1))
+
     def stop(self) -> None:
+        (self.rundir / LAB_FILE).unlink(missing_ok=True)
         self._stop_controller()
         if self.net is not None:
             for node in self.net.hosts:
