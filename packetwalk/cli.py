@@ -117,5 +117,23 @@ def lab_clean():
     click.echo("nothing to clean" if not done else f"cleaned {len(done)} items")
 
 
+
+@main.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--proto", default="icmp", show_default=True, metavar="icmp|arp|udp:PORT|tcp:PORT")
+@click.option("--json", "as_json", is_flag=True, help="print the walk as JSON")
+def trace(src, dst, proto, as_json):
+    """Walk a packet from VM SRC to VM DST through the running lab's real flows."""
+    from mininet_topos.topology import TopologyError
+    from packetwalk.trace import RunningLab, WalkError, walk
+    _require_root("packetwalk trace")
+    try:
+        result = walk(RunningLab(), src, dst, proto)
+    except (WalkError, TopologyError) as e:
+        _fail(str(e), 1)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,82 @@
+"""Parse `ovs-appctl ofproto/trace` output (OVS 3.x) into data. Pure."""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+_TABLE = re.compile(r"^\s*(\d+)\. (.*?)(?:, )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
+_NO_MATCH = re.compile(r"^\s*(\d+)\. No match\.")
+
+
+@dataclasses.dataclass
+class Hit:
+    """One table lookup: the flow that matched and what it did."""
+    table: int
+    match: str
+    priority: int
+    cookie: int | None
+    actions: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [a.split(":", 1)[1] for a in self.actions if a.startswith("output:")]
+
+    @property
+    def to_controller(self) -> bool:
+        return any(a.startswith("CONTROLLER") for a in self.actions)
+
+    @property
+    def in_port(self) -> bool:
+        return "IN_PORT" in self.actions
+
+
+@dataclasses.dataclass
+class Trace:
+    bridge: str
+    flow: str
+    hits: list[Hit]
+    tunnels: list[dict]        # {"remote_ip", "local_ip", "local_mac", "remote_mac"} per tunnel output
+    final_flow: dict[str, str]
+    datapath_actions: str
+    no_match_table: int | None = None
+
+    @property
+    def dropped(self) -> bool:
+        return self.datapath_actions.strip() == "drop"
+
+
+def fields(flow: str) -> dict[str, str]:
+    """'icmp,in_port=1,dl_src=..' -> {'icmp': '', 'in_port': '1', ...}"""
+    out = {}
+    for part in flow.split(","):
+        key, _, value = part.partition("=")
+        if key:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse(text: str) -> Trace:
+    lines = text.splitlines()
+    flow = next((l[len("Flow: "):] for l in lines if l.startswith("Flow: ")), "")
+    bridge = next((m.group(1) for l in lines if (m := re.match(r'^bridge\("([^"]+)"\)', l))), "")
+    hits, tunnels, no_match = [], [], None
+    in_first_bridge = True
+    for line in lines:
+        if line.startswith('bridge("') and hits:
+            in_first_bridge = False          # nested bridges (br-phy) are the underlay's business
+        if not in_first_bridge:
+            continue
+        if m := _NO_MATCH.match(line):
+            no_match = int(m.group(1))
+        elif m := _TABLE.match(line):
+            hits.append(Hit(int(m.group(1)), m.group(2).rstrip(", "), int(m.group(3)),
+                            int(m.group(4), 16) if m.group(4) else None))
+        elif hits and (m := re.match(r"^\s+-> tunneling to (\S+) via", line)):
+            tunnels.append({"remote_ip": m.group(1), "port": (hits[-1].outputs or [None])[-1]})
+        elif tunnels and (m := re.match(r"^\s+-> tunneling from (\S+) (\S+) to (\S+) (\S+)", line)):
+            tunnels[-1].update(local_mac=m.group(1), local_ip=m.group(2), remote_mac=m.group(3))
+        elif hits and re.match(r"^\s{4}\S", line) and not line.strip().startswith("->"):
+            hits[-1].actions.append(line.strip())
+    final = next((l[len("Final flow: "):] for l in lines if l.startswith("Final flow: ")), flow)
+    dp = next((l[len("Datapath actions: "):] for l in lines if l.startswith("Datapath actions: ")), "")
+    return Trace(bridge, flow, hits, tunnels, fields(final), dp, no_match)
