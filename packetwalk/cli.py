@@ -135,5 +135,62 @@ def trace(src, dst, proto, as_json):
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object with every check's result")
+@click.option("--keep", is_flag=True, help="leave the overlay lab running at the Mininet CLI")
+@click.option("--out", "out_dir", default="packetwalk-demo", show_default=True,
+              help="directory for the packet walks' pictures (SVG)")
+def demo(as_json, keep, out_dir):
+    """The seed for real: physical baseline vs NSX-style overlay, pings, walks, tables."""
+    from mininet_topos.lab import LabError
+    from packetwalk import demo as demo_mod
+    _require_root("packetwalk demo")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        result = demo_mod.run(_progress, Path(out_dir), keep=keep)
+    except LabError as e:
+        _fail(str(e), 1)
+    click.echo(demo_mod.as_json(result) if as_json else demo_mod.report(result))
+    lab_kept = result.get("kept")
+    if lab_kept:
+        from mininet.cli import CLI
+        from mininet.log import setLogLevel
+        setLogLevel("output")
+        try:
+            CLI(lab_kept.net)
+        finally:
+            lab_kept.stop()
+    sys.exit(0 if result["ok"] else 1)
+
+
+@main.command()
+@click.option("--topology", "-t", "topology_file", default=None, help="topology YAML (default: the running lab's)")
+@click.option("--walk", nargs=2, metavar="SRC DST", default=None, help="draw this packet walk (needs a running lab)")
+@click.option("--proto", default="icmp", show_default=True)
+@click.option("-o", "out", required=True, help="output file, .svg or .png")
+def diagram(topology_file, walk, proto, out):
+    """Draw hypervisors, VTEPs, VMs, logical switches and routers, and a packet's path."""
+    from mininet_topos.topology import TopologyError, load_topology
+    from packetwalk.diagram import render
+    from packetwalk.trace import RunningLab, WalkError, walk as do_walk
+    try:
+        path, placement, title = None, None, None
+        if walk or not topology_file:
+            if walk:
+                _require_root("packetwalk diagram --walk")
+            running = RunningLab()
+            topo, placement = running.topo, running.placement
+            if walk:
+                w = do_walk(running, walk[0], walk[1], proto)
+                path = w.path
+                title = f"{topo.name}: {w.src} -> {w.dst} ({w.proto}): {w.verdict}"
+        if topology_file:
+            topo = load_topology(topology_file)
+        written = render(topo, out, path=path, placement=placement, title=title)
+    except (WalkError, TopologyError, ValueError) as e:
+        _fail(str(e), 1)
+    click.echo(f"wrote {written}")
+
+
 if __name__ == "__main__":
     main()
