@@ -100,7 +100,7 @@ def report(result: dict) -> str:
     lines.append("MAC table (hypervisor: port -> VM, MAC, VNI):")
     for hv, ports in c.get("mac_table", {}).items():
         lines += [f"  {hv}: {port} -> {a['vm']}, {a['mac']}, VNI {a['vni']}" for port, a in ports.items()]
-    lines += ["", "--- side by side ---", f"{'':44}{'physical':>14}{'overlay':>14}"]
+    lines += ["", "--- side by side ---", f"{'':50}{'physical':>10}{'overlay':>10}"]
     def fig(r, *keys):
         v = r.get("checks", {})
         for k in keys:
