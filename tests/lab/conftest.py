@@ -11,25 +11,27 @@ from mininet_topos.topology import load_topology
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "mininet_topos"
 
 
+def _lab(topology_file: str):
+    with Lab(load_topology(TOPOLOGIES / topology_file)) as lab:
+        yield lab
+
+
+# Module-scoped, one per topology: only one lab can run at a time, so a module uses one.
 @pytest.fixture(scope="module")
 def l2_lab():
-    with Lab(load_topology(TOPOLOGIES / "l2.yaml")) as lab:
-        yield lab
+    yield from _lab("l2.yaml")
 
 
 @pytest.fixture(scope="module")
 def seed_lab():
-    with Lab(load_topology(TOPOLOGIES / "seed.yaml")) as lab:
-        yield lab
+    yield from _lab("seed.yaml")
 
 
 @pytest.fixture(scope="module")
 def tenants_lab():
-    with Lab(load_topology(TOPOLOGIES / "tenants.yaml")) as lab:
-        yield lab
+    yield from _lab("tenants.yaml")
 
 
 @pytest.fixture(scope="module")
 def physical_lab():
-    with Lab(load_topology(TOPOLOGIES / "physical.yaml")) as lab:
-        yield lab
+    yield from _lab("physical.yaml")

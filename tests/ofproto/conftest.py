@@ -12,13 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from controller.flows import Flow
+from mininet_topos.lab import wait_for
 from dataplane.hypervisor import HypervisorOVS
 
 NAMESPACE = "pw-t-ofproto"          # the pw- prefix: the session guard watches it
@@ -55,18 +55,6 @@ def host(*argv: str) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if done.returncode:
         raise RuntimeError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
-
-
-def wait_for(what: str, check, timeout: float = 10.0):
-    """Poll `check()` until it returns something true; fail saying `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def split_actions(text: str) -> list[str]:
@@ -214,8 +202,8 @@ def ovs(request, tmp_path_factory):
                      f"options:key=flow ofport_request={ofport}")
         # The userspace datapath pushes a tunnel header only once it knows the route to the
         # VTEP (learned from the namespace's routes) and the next hop's MAC (set here).
-        wait_for("ovs-router to learn 192.168.50.0/24 on br-phy",
-                 lambda: "192.168.50.0/24 dev br-phy" in hv.sh("ovs-appctl ovs/route/show"))
+        wait_for(lambda: "192.168.50.0/24 dev br-phy" in hv.sh("ovs-appctl ovs/route/show"), 10.0,
+                 "ovs-router to learn 192.168.50.0/24 on br-phy")
         for ip, _ in tunnels.values():
             hv.sh(f"ovs-appctl tnl/neigh/set br-phy {ip} {vtep_mac(ip)}")
         bridge = Bridge(hv)
