@@ -3,10 +3,13 @@
 Hypervisors connect over OpenFlow 1.3 (br-int); the app then opens OVSDB to the address
 they connected from, learns who they are (system-id, VTEP IP) and their VM ports, makes
 the tunnel ports it wants, and keeps every hypervisor's flows at the wanted state by
-difference (its flows are known by cookie; nothing is ever flushed).
+difference (its flows are known by cookie; nothing is ever flushed). The northbound REST
+API (controller/api.py) runs in its own thread and reaches the model only through
+EventCall: the app's thread runs the request and hands back the answer.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import json
 import logging
@@ -20,15 +23,17 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
+from controller import api
 from controller import arp as arp_logic
 from controller import icmp
 from controller import openflow
-from controller.flows import diff
+from controller.flows import Flow, diff
+from controller.northbound import NoAnswer
 from controller.pipeline import hypervisor_flows
 from controller.model import ATTACHMENT_KEYS, Binding, Hypervisor, Network, parse_attachment
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
 from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
-from mininet_topos.topology import load_topology, parse_topology
+from mininet_topos.topology import Topology, load_topology, parse_topology
 
 LOG = logging.getLogger("packetwalk.controller")
 CONF = cfg.CONF
@@ -52,6 +57,13 @@ class EventSyncTimeout(event.EventBase):
     pass
 
 
+class EventCall(event.EventBase):
+    """Run `fn()` in the app's thread (the model's owner) and put the outcome in `future`."""
+    def __init__(self, fn, future: concurrent.futures.Future):
+        super().__init__()
+        self.fn, self.future = fn, future
+
+
 class EventResolveTimeout(event.EventBase):
     def __init__(self, key):
         super().__init__()
@@ -60,6 +72,7 @@ class EventResolveTimeout(event.EventBase):
 
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
+API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
 
 
 class PacketwalkController(app_manager.OSKenApp):
@@ -69,9 +82,11 @@ class PacketwalkController(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         topo = load_topology(CONF.topology) if CONF.topology else parse_topology(_EMPTY)
         self.net = Network(topo)
+        self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
         self.datapaths = {}          # management address -> datapath
         self.dbs = {}                # management address -> HypervisorDB
         self.installed = {}          # management address -> set of our cookies on br-int
+        self.flows = {}              # management address -> the flows those cookies are (as last sent)
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
         self.rejected = {}           # (address, port) -> reason, logged once
         self._dirty = set()
@@ -81,6 +96,49 @@ class PacketwalkController(app_manager.OSKenApp):
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
 
+    def start(self):
+        thread = super().start()
+        if self._api_socket:
+            api.serve(api.create_api(self.call), self._api_socket)
+            LOG.info("northbound API on http://%s:%d/v1 (OpenAPI: /openapi.json)", CONF.api_listen_host, CONF.api_port)
+        return thread
+
+    # --- northbound API (its handlers run in uvicorn's threads) ---------------------------
+    def call(self, fn):
+        """Run fn(self) in the app's thread; its result, or its exception, here."""
+        future = concurrent.futures.Future()
+        self.send_event(self.name, EventCall(lambda: fn(self), future))
+        try:
+            return future.result(API_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise NoAnswer(f"the controller did not answer within {API_TIMEOUT:.0f} s") from None
+
+    @set_ev_cls(EventCall)
+    def _call(self, ev):
+        if not ev.future.set_running_or_notify_cancel():
+            return
+        try:
+            ev.future.set_result(ev.fn())
+        except Exception as e:       # the API's refusals, and any bug: the caller reports it
+            ev.future.set_exception(e)
+
+    def installed_flows(self, hv: Hypervisor) -> list[Flow]:
+        return list(self.flows.get(hv.address, {}).values())
+
+    def apply_topology(self, topology: Topology) -> None:
+        """A checked change of the logical topology, live: the model swaps it in, every
+        hypervisor's ports are read again (a port naming a new switch attaches now), and
+        the data plane converges."""
+        LOG.info("northbound API: logical topology changed: switches %s; routers %s",
+                 ", ".join(f"{s.name}({s.vni})" for s in topology.switches) or "none",
+                 ", ".join(r.name for r in topology.routers) or "none")
+        self.net.set_topology(topology)
+        self.rejected.clear()
+        for address in list(self.dbs):
+            self._ovsdb_changed(address)
+        self._converge()
+
     # --- OpenFlow -------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _switch_features(self, ev):
@@ -89,6 +147,7 @@ class PacketwalkController(app_manager.OSKenApp):
         LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, address)
         self.datapaths[address] = dp
         self.installed.pop(address, None)
+        self.flows.pop(address, None)
         dp.send_msg(openflow.packet_ins_wanted(dp))
         dp.send_msg(openflow.our_flows_request(dp))
         if address not in self.dbs:
@@ -122,6 +181,7 @@ class PacketwalkController(app_manager.OSKenApp):
         LOG.warning("OpenFlow: %s disconnected", address)
         del self.datapaths[address]
         self.installed.pop(address, None)
+        self.flows.pop(address, None)
         hv = self._hv_at(address)
         if hv:
             hv.dpid = None
@@ -307,7 +367,9 @@ class PacketwalkController(app_manager.OSKenApp):
             dp = self.datapaths.get(hv.address)
             if dp is None or hv.address not in self.installed:
                 continue
-            d = diff(hypervisor_flows(self.net, hv), self.installed[hv.address])
+            wanted = {f.cookie: f for f in hypervisor_flows(self.net, hv)}
+            d = diff(list(wanted.values()), self.installed[hv.address])
+            self.flows[hv.address] = wanted
             if not d:
                 continue
             for flow in d.add:

@@ -53,7 +53,7 @@ class Binding:
     vni: int
     ip: str
     mac: str
-    source: str        # "static" | "snoop"
+    source: str        # "static" | "lif" | "snoop" | "recovered"
 
 
 class BindingConflict(Exception):
@@ -62,13 +62,23 @@ class BindingConflict(Exception):
 
 class Network:
     def __init__(self, topology: Topology):
-        self.topology = topology
-        self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in topology.switches}
         self.hypervisors: dict[str, Hypervisor] = {}
-        self.bindings: dict[int, dict[str, Binding]] = {vni: {} for vni in self.switches}
+        self.bindings: dict[int, dict[str, Binding]] = {}
         self.conflicts: list[dict] = []
         self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, port) -> when first seen
         self._seq = 0
+        self.set_topology(topology)
+
+    def set_topology(self, topology: Topology) -> None:
+        """Swap in a new logical topology (already checked by parse_topology).
+
+        Static and LIF bindings are recomputed from it; learned bindings stay on switches
+        that still exist while they are host addresses of the subnet and nobody configured
+        their IP; removed switches take their bindings, conflicts and attachments with them."""
+        learned = self.bindings
+        self.topology = topology
+        self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in topology.switches}
+        self.bindings = {vni: {} for vni in self.switches}
         for b in topology.static_bindings:
             vni = topology.switch(b.switch).vni
             self.bindings[vni][str(b.ip)] = Binding(vni, str(b.ip), b.mac, "static")
@@ -76,6 +86,14 @@ class Network:
             for lif in r.interfaces:
                 vni = topology.switch(lif.switch).vni
                 self.bindings[vni][str(lif.ip)] = Binding(vni, str(lif.ip), topology.vmac, "lif")
+        for vni, table in learned.items():
+            for ip, b in table.items():
+                if b.source not in ("static", "lif") and vni in self.switches \
+                        and ip not in self.bindings[vni] and _is_host(ip, self.switches[vni]):
+                    self.bindings[vni][ip] = b
+        self.conflicts = [c for c in self.conflicts if c["vni"] in self.switches]
+        for hv in self.hypervisors.values():
+            hv.attachments = {p: a for p, a in hv.attachments.items() if a.vni in self.switches}
 
     # --- lookups --------------------------------------------------------------------------
     def switch_by_name(self, name: str) -> LogicalSwitch | None:
@@ -134,9 +152,7 @@ class Network:
     def learn_binding(self, vni: int, ip: str, mac: str) -> bool:
         """A VM's claim of `ip` on switch `vni`. True if the ARP table changed."""
         switch = self.switches.get(vni)
-        addr = ipaddress.ip_address(ip)
-        if switch is None or addr not in switch.subnet or addr in (switch.subnet.network_address,
-                                                                  switch.subnet.broadcast_address):
+        if switch is None or not _is_host(ip, switch):
             raise BindingConflict(f"{ip} is not a host address of logical switch VNI {vni}'s subnet")
         held = self.bindings[vni].get(ip)
         if held and held.mac == mac:
@@ -146,6 +162,12 @@ class Network:
             raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac}; claim by {mac} refused")
         self.bindings[vni][ip] = Binding(vni, ip, mac, "snoop")
         return True
+
+
+def _is_host(ip: str, switch: LogicalSwitch) -> bool:
+    """A usable host address of the switch's subnet (not its network or broadcast address)."""
+    addr, subnet = ipaddress.ip_address(ip), switch.subnet
+    return addr in subnet and addr not in (subnet.network_address, subnet.broadcast_address)
 
 
 def parse_attachment(port: str, ofport: int, external_ids: dict, network: Network) -> Attachment:

@@ -2,7 +2,7 @@
 
 Options after the app list go to os-ken's own configuration (oslo.config), so every
 os-ken flag works: --ofp-listen-host, --ofp-tcp-listen-port, --verbose, ... plus ours:
---topology and --state-file (registered by controller.app).
+--topology, --state-file, --api-listen-host and --api-port (registered by controller.app).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def run(argv: list[str]) -> int:
     from os_ken.base.app_manager import AppManager   # first: os-ken's modules import each other
     import os_ken.controller.controller  # noqa: F401  registers the --ofp-* options
     import controller.app  # noqa: F401  registers --topology, --state-file
+    from controller.api import ListenError
     from mininet_topos.topology import TopologyError
 
     apps = [a for a in argv if not a.startswith("-") and not _is_option_value(argv, a)]
@@ -28,7 +29,7 @@ def run(argv: list[str]) -> int:
     log.init_log()
     try:
         AppManager.run_apps(DEFAULT_APPS + [a for a in apps if a not in DEFAULT_APPS])
-    except TopologyError as e:
+    except (TopologyError, ListenError) as e:
         print(f"packetwalk controller: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

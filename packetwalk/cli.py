@@ -44,9 +44,77 @@ def controller(args):
     \b
     packetwalk controller [APP_MODULE ...] [--topology FILE] [--state-file FILE]
                           [--ofp-listen-host HOST] [--ofp-tcp-listen-port PORT] [--verbose]
+                          [--api-listen-host HOST] [--api-port PORT (0: no northbound API)]
     """
     from controller import runtime
     sys.exit(runtime.run(list(args)))
+
+
+@main.group()
+def show():
+    """The controller's tables, read through its northbound API (NSX controller CLI style).
+
+    SWITCH is a logical switch's name or VNI. The API is the running lab's (lab.json), or --api.
+    """
+
+
+def _show_options(command):
+    command = click.option("--api", metavar="URL", help="the controller's API (default: the running lab's)")(command)
+    return click.option("--json", "as_json", is_flag=True, help="print the API's JSON")(command)
+
+
+def _print_view(view: str, arg: str | None, as_json: bool, api: str | None):
+    from packetwalk.show import ShowError, show as render
+    try:
+        click.echo(render(view, arg, as_json, api))
+    except ShowError as e:
+        _fail(str(e), 1)
+
+
+@show.command("hypervisors")
+@_show_options
+def show_hypervisors(as_json, api):
+    """Hypervisors: VTEP IP, OpenFlow/OVSDB connected, ports, flows."""
+    _print_view("hypervisors", None, as_json, api)
+
+
+@show.command("vteps")
+@click.argument("switch")
+@_show_options
+def show_vteps(switch, as_json, api):
+    """The VTEP table of a logical switch: the hypervisors that host it."""
+    _print_view("vteps", switch, as_json, api)
+
+
+@show.command("mac-table")
+@click.argument("switch")
+@_show_options
+def show_mac_table(switch, as_json, api):
+    """The MAC table of a logical switch: MAC -> VM, hypervisor, VTEP, port."""
+    _print_view("mac-table", switch, as_json, api)
+
+
+@show.command("arp-table")
+@click.argument("switch")
+@_show_options
+def show_arp_table(switch, as_json, api):
+    """The ARP table of a logical switch: IP -> MAC, and where each binding came from."""
+    _print_view("arp-table", switch, as_json, api)
+
+
+@show.command("routers")
+@_show_options
+def show_routers(as_json, api):
+    """Logical routers: their LIFs (gateway IP per switch) and static routes."""
+    _print_view("routers", None, as_json, api)
+
+
+@show.command("tunnels")
+@click.argument("hv")
+@_show_options
+def show_tunnels(hv, as_json, api):
+    """A hypervisor's VXLAN tunnels: remote VTEPs, ofports, BFD state."""
+    _print_view("tunnels", hv, as_json, api)
 
 
 @main.group(invoke_without_command=True)

@@ -121,3 +121,37 @@ def test_vtep_table_lists_the_hypervisors_of_a_vni_by_name(net):
     net.hypervisors.setdefault("hv2", Hypervisor("hv2", "hv2"))
     assert [h.name for h in net.vtep_table(BLUE)] == ["hv1", "hv3"]
     assert net.vtep_table(5002) == []
+
+
+# --- a new logical topology, live ---------------------------------------------------------------
+
+def changed(net, edit) -> None:
+    d = net.topology.to_dict()
+    edit(d)
+    net.set_topology(parse_topology(d))
+
+
+def test_set_topology_keeps_learned_bindings_and_recomputes_configured_ones(net):
+    net.learn_binding(BLUE, "10.1.1.11", MAC)
+    changed(net, lambda d: (d["static_bindings"].clear(), d["logical_routers"].append(
+        {"name": "r1", "interfaces": [{"switch": "blue", "ip": "10.1.1.1"}]})))
+    assert {ip: b.source for ip, b in net.bindings[BLUE].items()} == {"10.1.1.1": "lif", "10.1.1.11": "snoop"}
+    assert net.lif_ip(BLUE) == "10.1.1.1" and [r.name for r in net.topology.routers] == ["r1"]
+
+
+def test_set_topology_drops_what_a_removed_switch_had(net):
+    attach(net, "hv1", "p1")                       # on blue
+    net.conflicts.append({"vni": 5002, "ip": "10.1.2.5", "claimed_by": MAC, "held_by": MAC})
+    changed(net, lambda d: d["logical_switches"].pop())          # red goes
+    assert set(net.switches) == set(net.bindings) == {BLUE} and net.conflicts == []
+    changed(net, lambda d: d.update(static_bindings=[], logical_switches=[
+        {"name": "green", "vni": 5003, "subnet": "10.1.3.0/24"}]))
+    assert net.hypervisors["hv1"].attachments == {} and net.vtep_table(BLUE) == []
+
+
+def test_set_topology_drops_learned_bindings_outside_a_new_subnet(net):
+    net.learn_binding(BLUE, "10.1.1.11", MAC)
+    changed(net, lambda d: d.update(static_bindings=[]) or d["logical_switches"][0].update(subnet="10.1.0.0/23"))
+    assert "10.1.1.11" in net.bindings[BLUE]
+    changed(net, lambda d: d["logical_switches"][0].update(subnet="10.1.0.0/24"))
+    assert net.bindings[BLUE] == {}
