@@ -30,3 +30,10 @@ def test_unknown_check_is_refused_before_anything_starts():
 def test_missing_topology_file():
     r = run("lab", "--topology", "/nonexistent/x.yaml", "--test", "underlay")
     assert r.returncode == 2 and "/nonexistent/x.yaml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_trace_without_a_running_lab_says_so(tmp_path):
+    from packetwalk.trace import RunningLab, WalkError
+    import pytest
+    with pytest.raises(WalkError, match="no lab is running"):
+        RunningLab(tmp_path)
