@@ -148,6 +148,10 @@ class PacketwalkController(app_manager.OSKenApp):
         self.datapaths[address] = dp
         self.installed.pop(address, None)
         self.flows.pop(address, None)
+        self._flow_stats_buf.pop(address, None)       # a half-read reply of a dropped connection
+        hv = self._hv_at(address)
+        if hv:
+            hv.dpid = dp.id
         dp.send_msg(openflow.packet_ins_wanted(dp))
         dp.send_msg(openflow.our_flows_request(dp))
         if address not in self.dbs:
@@ -356,14 +360,10 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
         for hv in self.net.hypervisors.values():
-            db = self.dbs.get(hv.address)
-            if db and db.api:
-                wanted = self.net.wanted_tunnels(hv)
-                if set(wanted) != set(hv.tunnel_state):
-                    present = {i.name: i for i in db.snapshot().interfaces
-                               if i.external_ids.get(REMOTE_KEY)}
-                    LOG.info("%s: tunnels to %s", hv.name, ", ".join(sorted(wanted)) or "none")
-                    db.set_tunnels(wanted, present)
+            try:
+                self._converge_tunnels(hv)
+            except Exception as e:     # one hypervisor's OVSDB trouble must not stop the others
+                LOG.error("%s: tunnel ports not changed (retried on the next change): %s", hv.name, e)
             dp = self.datapaths.get(hv.address)
             if dp is None or hv.address not in self.installed:
                 continue
@@ -382,6 +382,16 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
         self._release_resolved()
         self._write_state()
+
+    def _converge_tunnels(self, hv):
+        db = self.dbs.get(hv.address)
+        if not (db and db.api):
+            return
+        wanted = self.net.wanted_tunnels(hv)
+        if set(wanted) != set(hv.tunnel_state):
+            present = {i.name: i for i in db.snapshot().interfaces if i.external_ids.get(REMOTE_KEY)}
+            LOG.info("%s: tunnels to %s", hv.name, ", ".join(sorted(wanted)) or "none")
+            db.set_tunnels(wanted, present)
 
     def _hv_at(self, address) -> Hypervisor | None:
         return next((h for h in self.net.hypervisors.values() if h.address == address), None)

@@ -54,7 +54,7 @@ def _known(names) -> str:
 
 def find_switch(net: Network, key: str) -> LogicalSwitch:
     """A logical switch by name or by VNI."""
-    found = net.switches.get(int(key)) if key.isdigit() else net.switch_by_name(key)
+    found = net.switches.get(int(key)) if key.isascii() and key.isdecimal() else net.switch_by_name(key)
     if found is None:
         raise NotFound(f"no logical switch {key!r} (known: "
                        f"{_known(f'{s.name} ({s.vni})' for s in net.switches.values())})")

@@ -20,6 +20,7 @@ BR_INT = "br-int"
 TUNNEL_PREFIX = "vx-"
 REMOTE_KEY = "packetwalk-remote"     # external_ids key on the tunnel ports the controller made
 _WATCHED = ("Open_vSwitch", "Interface", "Port", "Bridge")
+_RELEVANT = {"name", "ofport", "type", "external_ids", "options", "bfd_status", "ports", "interfaces"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,12 @@ class _NotifyingIdl(connection.OvsdbIdl):
     on_change = None
 
     def notify(self, event, row, updates=None):
-        if self.on_change and row._table.name in _WATCHED:
+        """Tell the controller about changes it reads; not about the statistics and status
+        columns ovs-vswitchd rewrites every few seconds."""
+        if not self.on_change or row._table.name not in _WATCHED:
+            return
+        changed = set(getattr(updates, "_data", None) or ()) if event == "update" else None
+        if changed is None or changed & _RELEVANT or not changed:
             self.on_change()
 
 

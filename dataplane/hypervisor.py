@@ -115,26 +115,41 @@ class HypervisorOVS:
         self.vsctl(f"--if-exists del-port br-int {port}")
 
 
-def stop_pid(pid: int, comm: str, timeout: float = 5.0) -> bool:
-    """SIGTERM `pid` if it still is the process `comm` we started; wait; SIGKILL if it lingers.
-    Returns True if a process was stopped."""
-    if not _is(pid, comm):
+def stop_pid(pid: int, comm: str, timeout: float = 5.0, started: int | None = None) -> bool:
+    """SIGTERM `pid` if it still is the process `comm` we started (and, if `started` is
+    given, started at that clock tick: a reused pid is someone else's); wait; SIGKILL if it
+    lingers. Returns True if a process was stopped."""
+    if not _is(pid, comm, started):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _is(pid, comm):
+    killed = False
+    while _is(pid, comm, started):
         if time.monotonic() > deadline:
+            if killed:
+                raise HypervisorError(f"{comm} {pid} does not stop, even after SIGKILL")
             os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
+            killed, deadline = True, time.monotonic() + timeout
         time.sleep(0.02)
     return True
 
 
-def _is(pid: int, comm: str) -> bool:
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def _is(pid: int, comm: str, started: int | None = None) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     name = stat[stat.index("(") + 1:stat.rindex(")")]
     state = stat[stat.rindex(")") + 2]
+    if started is not None and start_time(pid) != started:
+        return False
     return state != "Z" and comm.startswith(name)    # comm is cut to 15 characters

@@ -43,17 +43,30 @@ class Capture:
 
     def __enter__(self):
         err = self.dir / "tcpdump.err"
-        self.proc = subprocess.Popen(self.prefix + ["tcpdump", "-Z", "root", "--immediate-mode", "-i", self.interface, "-U", "-n", "-w", str(self.pcap), self.bpf],
+        self.proc = subprocess.Popen(self.prefix + ["tcpdump", "-Z", "root", "--immediate-mode", "-i", self.interface,
+                                                    "-U", "-n", "-w", str(self.pcap), self.bpf],
                                      stdout=subprocess.DEVNULL, stderr=err.open("w"))
-        wait_for(lambda: "listening on" in err.read_text() or self.proc.poll() is not None, 10,
-                 f"tcpdump on {self.interface}")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"tcpdump failed: {err.read_text().strip()}")
+        try:
+            wait_for(lambda: "listening on" in err.read_text() or self.proc.poll() is not None, 10,
+                     f"tcpdump on {self.interface}")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tcpdump failed: {err.read_text().strip()}")
+        except BaseException:
+            self._stop()
+            raise
         return self
 
     def __exit__(self, *exc):
+        self._stop()
+
+    def _stop(self):
+        """Stop our tcpdump (by its pid), read what it caught, remove its files."""
         self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         out = subprocess.run(["tcpdump", "-n", "-v", "-r", str(self.pcap)], capture_output=True, text=True).stdout
         # a packet's first line starts with its timestamp; VXLAN's inner packet follows on the next
         self.lines = [line for line in out.splitlines() if re.match(r"\d\d:\d\d:\d\d\.\d+ ", line)]

@@ -226,11 +226,14 @@ def mobility(lab) -> dict:
     others = [h.name for h in lab.topo.hypervisors if h.name != home]
     away = next((h for h in others if h != lab.placement[observer.name]), others[0])
     lab.vm(observer.name).sendCmd(f"ping -n -i 0.01 -c 300 -W 1 {vm.ip}")
-    lab.move_vm(vm.name, away)
-    out = lab.vm(observer.name).waitOutput()
-    sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
-    after = ping(lab.vm(observer.name), str(vm.ip))
-    lab.move_vm(vm.name, home)
+    try:
+        lab.move_vm(vm.name, away)
+        out = lab.vm(observer.name).waitOutput()
+        after = ping(lab.vm(observer.name), str(vm.ip))
+    finally:
+        lab.move_vm(vm.name, home)
+    summary = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    sent, got = map(int, summary.groups()) if summary else (0, 0)
     return {"ok": got > 0 and after == 1, "vm": vm.name, "from": home, "to": away,
             "observer": observer.name, "pings_sent": sent, "pings_lost": sent - got,
             "ms_lost_at_10ms_interval": (sent - got) * 10}

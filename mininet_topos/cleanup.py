@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from dataplane.hypervisor import DAEMONS, stop_pid
+from dataplane.hypervisor import DAEMONS, start_time, stop_pid
 
 PREFIX = "pw-"
 MANIFEST = "manifest.json"
@@ -24,7 +24,8 @@ class Manifest:
             self.data = json.loads(self.path.read_text())
 
     def add_pid(self, pid: int, comm: str) -> None:
-        self.data["pids"].append([pid, comm])
+        """Remember a process we started, with its start time: a reused pid is not ours."""
+        self.data["pids"].append([pid, comm, start_time(pid)])
         self._save()
 
     def add_netns(self, name: str) -> None:
@@ -72,8 +73,8 @@ def clean(rundir: Path) -> list[str]:
                 continue
             if stop_pid(pid, daemon):
                 done.append(f"stopped {daemon} {pid} ({pidfile.parent.name})")
-    for pid, comm in reversed(manifest.data["pids"]):
-        if stop_pid(pid, comm):
+    for pid, comm, started in reversed(manifest.data["pids"]):
+        if stop_pid(pid, comm, started=started):
             done.append(f"stopped {comm} {pid}")
     for name in our_netns():
         _run("ip", "netns", "del", name)

@@ -320,8 +320,16 @@ class _Network:
                                              else " (one switch, one router)"))
                 gateways[switch.name] = (name, where)
                 lifs.append(RouterInterface(switch.name, ip))
-            routes = [self._route(name, lifs, route, f"{item} routes[{j}]")
-                      for j, route in enumerate(_list(raw, "routes", f"{item} routes"))]
+            routes = []
+            for j, route in enumerate(_list(raw, "routes", f"{item} routes")):
+                where = f"{item} routes[{j}]"
+                rt = self._route(name, lifs, route, where)
+                if rt.prefix in {self.switch_by_name[lif.switch].subnet for lif in lifs}:
+                    raise _Problem(where, f"prefix {rt.prefix} is a connected subnet of {name!r}: "
+                                          f"a static route cannot replace it")
+                if any(rt.prefix == other.prefix for other in routes):
+                    raise _Problem(where, f"prefix {rt.prefix} already has a route on {name!r}")
+                routes.append(rt)
             found.append(LogicalRouter(name, tuple(lifs), tuple(routes)))
         return tuple(found)
 

@@ -49,11 +49,13 @@ def run(progress, out_dir: Path | None, keep: bool = False) -> dict:
                 r["walks"].append(entry)
             if kind == "overlay":
                 r["controller"] = _tables(lab.controller_state())
-        finally:
-            if kind == "overlay" and keep:
-                result["kept"] = lab
-            else:
-                lab.stop()
+        except BaseException:
+            lab.stop()
+            raise
+        if kind == "overlay" and keep:
+            result["kept"] = lab            # the caller stops it when its CLI exits
+        else:
+            lab.stop()
     result["ok"] = all(_ok(result[k]) for k in ("physical", "overlay"))
     return result
 

@@ -335,3 +335,9 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(api):
         ("DELETE", "/v1/routers/{name}/interfaces/{switch}"), ("POST", "/v1/routers/{name}/routes"),
         ("DELETE", "/v1/routers/{name}/routes"), ("GET", "/v1/conflicts")}
     assert api.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("key", ["²", "٣"])          # digits to str.isdigit, not VNIs
+def test_a_unicode_digit_is_an_unknown_switch_name_not_a_server_error(api, key):
+    r = api.get(f"/v1/logical-switches/{key}")
+    assert r.status_code == 404 and key in r.json()["detail"]

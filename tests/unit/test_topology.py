@@ -1,4 +1,5 @@
 """Topology files: defaults are filled in, and every mistake gets a clear message."""
+import re
 import copy
 import json
 from ipaddress import IPv4Address, IPv4Network
@@ -439,3 +440,19 @@ def test_any_wrong_type_anywhere_is_a_topology_error(make):
                 failures += 1
                 assert str(error).startswith("fuzz.yaml: "), str(error)
     assert failures > 100
+
+
+@pytest.mark.parametrize("routes, problem", [
+    ([{"prefix": "10.1.2.0/24", "next_hop": "10.1.1.254"}], "prefix 10.1.2.0/24 is a connected subnet of 'dlr1'"),
+    ([{"prefix": "0.0.0.0/0", "next_hop": "10.1.1.254"}, {"prefix": "0.0.0.0/0", "next_hop": "10.1.2.254"}],
+     "prefix 0.0.0.0/0 already has a route on 'dlr1'"),
+])
+def test_a_static_route_may_not_shadow_a_connected_subnet_or_another_route(routes, problem):
+    data = {"name": "t", "hypervisors": [{"name": "hv1"}],
+            "logical_switches": [{"name": "web", "vni": 5001, "subnet": "10.1.1.0/24"},
+                                 {"name": "app", "vni": 5002, "subnet": "10.1.2.0/24"}],
+            "logical_routers": [{"name": "dlr1", "interfaces": [{"switch": "web", "ip": "10.1.1.1"},
+                                                                {"switch": "app", "ip": "10.1.2.1"}],
+                                 "routes": routes}]}
+    with pytest.raises(TopologyError, match=re.escape(problem)):
+        parse_topology(data, "r.yaml")
