@@ -158,7 +158,9 @@ class Network:
         if held and held.mac == mac:
             return False
         if held and (held.source in ("static", "lif") or self.attachment_of(vni, held.mac)):
-            self.conflicts.append({"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac})
+            claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
+            if claim not in self.conflicts:     # a VM that keeps claiming is listed once
+                self.conflicts.append(claim)
             raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac}; claim by {mac} refused")
         self.bindings[vni][ip] = Binding(vni, ip, mac, "snoop")
         return True

@@ -155,3 +155,13 @@ def test_set_topology_drops_learned_bindings_outside_a_new_subnet(net):
     assert "10.1.1.11" in net.bindings[BLUE]
     changed(net, lambda d: d["logical_switches"][0].update(subnet="10.1.0.0/24"))
     assert net.bindings[BLUE] == {}
+
+
+def test_a_repeated_refused_claim_is_listed_once(net):
+    net.learn_binding(BLUE, "10.1.1.11", MAC)
+    net.hypervisors["hv1"] = Hypervisor("hv1", "169.254.77.2")
+    net.set_attachments(net.hypervisors["hv1"], {"p1": Attachment("p1", 1, "vm1", MAC, BLUE)})
+    for _ in range(3):
+        with pytest.raises(BindingConflict):
+            net.learn_binding(BLUE, "10.1.1.11", "00:50:56:00:00:99")
+    assert len(net.conflicts) == 1
