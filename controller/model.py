@@ -125,9 +125,6 @@ class Network:
         """The router's IP on logical switch `vni` (the VMs' default gateway), if any."""
         return next((b.ip for b in self.bindings.get(vni, {}).values() if b.source == "lif"), None)
 
-    def hypervisor_by_dpid(self, dpid: int) -> Hypervisor | None:
-        return next((h for h in self.hypervisors.values() if h.dpid == dpid), None)
-
     def vtep_table(self, vni: int) -> list[Hypervisor]:
         """The hypervisors that host ports of logical switch `vni` (NSX: the VTEP table)."""
         return sorted((h for h in self.hypervisors.values() if vni in h.vnis()), key=lambda h: h.name)

@@ -19,17 +19,13 @@ MANIFEST = "manifest.json"
 class Manifest:
     def __init__(self, rundir: Path):
         self.path = Path(rundir) / MANIFEST
-        self.data = {"pids": [], "netns": []}
+        self.data = {"pids": []}
         if self.path.exists():
             self.data = json.loads(self.path.read_text())
 
     def add_pid(self, pid: int, comm: str) -> None:
         """Remember a process we started, with its start time: a reused pid is not ours."""
         self.data["pids"].append([pid, comm, start_time(pid)])
-        self._save()
-
-    def add_netns(self, name: str) -> None:
-        self.data["netns"].append(name)
         self._save()
 
     def _save(self) -> None:

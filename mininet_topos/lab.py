@@ -182,7 +182,6 @@ class Lab:
         for node in net.hosts:
             name = cleanup.PREFIX + node.name
             subprocess.run(["ip", "netns", "attach", name, str(node.pid)], check=True)
-            self.manifest.add_netns(name)
         net.start()
         for bridge in net.switches:
             subprocess.run(["ip", "link", "set", bridge.name, "type", "bridge", "nf_call_iptables", "0",
@@ -309,9 +308,6 @@ class Lab:
         (self.rundir / LAB_FILE).unlink(missing_ok=True)
         self._stop_controller()
         if self.net is not None:
-            for node in self.net.hosts:
-                if isinstance(node, HypervisorNode):
-                    node.ovs.stop()
-            self.net.stop()
+            self.net.stop()            # HypervisorNode.terminate stops each node's OVS by pid
             self.net = None
         cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
