@@ -25,18 +25,34 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "provision: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  printf '%s\n' "wireshark-common wireshark-common/install-setuid boolean false" \
+    "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections
+  # No debconf pre-configuration pass (apt's DPkg::Pre-Install-Pkgs hook): it runs packages'
+  # config scripts outside dpkg, where iperf3's prints "deb-systemd-helper was not called from
+  # dpkg" and "Failed to stop iperf3.service" (its unit is not unpacked yet). Every config
+  # script still runs, from its package's postinst, inside dpkg.
+  apt_conf=$(mktemp)
+  trap 'rm -f "$apt_conf"' EXIT
+  echo '#clear DPkg::Pre-Install-Pkgs;' > "$apt_conf"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -c "$apt_conf" -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Debian's mininet module lives in the system Python's dist-packages: a venv made from
 # /usr/bin/python3 with --system-site-packages sees it (and python3-openvswitch).
-if [ ! -x "$repo/.venv/bin/python" ]; then
-  echo "provision: creating $repo/.venv"
-  /usr/bin/python3 -m venv --system-site-packages "$repo/.venv"
+venv="$repo/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "provision: creating $venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-"$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
-"$repo/.venv/bin/python" -c "import mininet.net, os_ken, ovsdbapp, packetwalk" \
-  || { echo "provision: the virtualenv cannot import its dependencies" >&2; exit 1; }
-echo "provision: ready ($("$repo/.venv/bin/packetwalk" --version))"
+# The install is editable: it follows the source, and only the package's metadata (dependencies,
+# console scripts) needs pip again. Its stamp keeps a repeated run (every `vagrant up`) to seconds.
+stamp="$venv/.provisioned"
+want=$(cat "$repo/setup.cfg" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)
+imports() { "$venv/bin/python" -c "import mininet.net, os_ken, ovsdbapp, packetwalk" 2>/dev/null; }
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! imports; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
+  echo "$want" > "$stamp"
+fi
+imports || { rm -f "$stamp"; echo "provision: the virtualenv cannot import its dependencies" >&2; exit 1; }
+echo "provision: ready ($("$venv/bin/packetwalk" --version))"
