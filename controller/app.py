@@ -32,7 +32,7 @@ from controller.northbound import NoAnswer
 from controller.pipeline import hypervisor_flows
 from controller.model import ATTACHMENT_KEYS, Binding, Hypervisor, Network, parse_attachment
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
-from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
+from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, TABLE_NAMES, Table
 from mininet_topos.topology import Topology, load_topology, parse_topology
 
 LOG = logging.getLogger("packetwalk.controller")
@@ -280,6 +280,7 @@ class PacketwalkController(app_manager.OSKenApp):
             self.dbs.pop(address, None)
             return
         LOG.info("OVSDB: connected to %s", self.dbs[address].target)
+        self.dbs[address].set_table_names(TABLE_NAMES)
         self._ovsdb_changed(address)
 
     def _ovsdb_changed(self, address):

@@ -1,44 +1,97 @@
-"""Run os-ken apps the way ryu-manager did (os-ken 4 has no osken-manager).
+"""Run os-ken apps the way `ryu-manager` did: one runner behind `ryu-manager` and
+`packetwalk controller`.
 
-Options after the app list go to os-ken's own configuration (oslo.config), so every
-os-ken flag works: --ofp-listen-host, --ofp-tcp-listen-port, --verbose, ... plus ours:
---topology, --state-file, --api-listen-host and --api-port (registered by controller.app).
+oslo.config parses the whole command line, as in Ryu's manager: the app modules are its
+positional arguments (plus --app-lists), every other argument is an option os-ken or an app
+registered before parsing: --ofp-listen-host, --ofp-tcp-listen-port, --verbose,
+--config-file, ... and the controller's own (registered by controller.app). Apps written for
+Ryu load unchanged: `ryu.*` imports resolve to os-ken's modules (controller/ryu_alias.py).
 """
 from __future__ import annotations
 
+import importlib.metadata
+import logging
+import os
 import sys
+import warnings
 
-DEFAULT_APPS = ["controller.app"]
+# python-ovs imports eventlet where it is installed (os-ken does not use it): not the user's concern
+warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
+
+CONTROLLER_APP = "controller.app"
+APP_NAMES = {"packetwalk": CONTROLLER_APP}     # what `ryu-manager packetwalk` means
 
 
-def run(argv: list[str]) -> int:
+def _register_options(cfg) -> None:
+    """Ryu's manager's own options; the modules whose options Ryu's --help listed."""
+    import os_ken.controller.controller  # noqa: F401  --ofp-listen-host, --ofp-tcp-listen-port, ...
+    import os_ken.flags  # noqa: F401  Ryu's global flags
+    import os_ken.log  # noqa: F401  --verbose, --log-file, ...
+    import os_ken.topology.switches  # noqa: F401  --observe-links, ...
+    import controller.app  # noqa: F401  the controller's options (its API, state file, ...)
+    cfg.CONF.register_cli_opts([
+        cfg.ListOpt("app-lists", default=[], help="application module name to run"),
+        cfg.MultiStrOpt("app", positional=True, default=[], help="application module name to run"),
+        cfg.StrOpt("pid-file", default=None, help="pid file name"),
+        cfg.BoolOpt("enable-debugger", default=False,
+                    help="accepted for Ryu's scripts; os-ken runs on native threads, nothing is patched"),
+    ])
+
+
+def parse(argv: list[str], prog: str, project: str = "os_ken") -> list[str]:
+    """Parse `argv` into os-ken's configuration; return the app modules it names.
+    oslo.config exits with its usage message on an unknown option or a bad value."""
+    import os_ken
+    from os_ken import cfg
+    from os_ken.base import app_manager  # noqa: F401  first: os-ken's modules import each other
+    cfg.CONF.clear()                     # parsed before (a test): options may be registered again
+    _register_options(cfg)
+    version = f"{prog} (packetwalk {importlib.metadata.version('packetwalk')}, os-ken {os_ken.__version__})"
+    cfg.CONF(args=argv, project=project, prog=prog, version=version)
+    apps = list(cfg.CONF.app_lists) + list(cfg.CONF.app)
+    return [APP_NAMES.get(a, a) for a in apps]
+
+
+def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONTROLLER_APP,),
+        project: str = "os_ken") -> int:
+    """Parse, load the apps (`default_apps` first, then the ones named), run until stopped."""
+    from oslo_config.cfg import Error as ConfigError
     from os_ken import cfg, log
-    from os_ken.base.app_manager import AppManager   # first: os-ken's modules import each other
-    import os_ken.controller.controller  # noqa: F401  registers the --ofp-* options
-    import controller.app  # noqa: F401  registers --topology, --state-file
+    from os_ken.base.app_manager import AppManager
+    from os_ken.lib import hub
+
+    from controller import ryu_alias
     from controller.api import ListenError
     from mininet_topos.topology import TopologyError
 
-    apps = [a for a in argv if not a.startswith("-") and not _is_option_value(argv, a)]
-    flags = [a for a in argv if a not in apps]
     try:
-        cfg.CONF(args=flags, project="os_ken", prog="packetwalk controller")
-    except cfg.Error as e:
-        print(f"packetwalk controller: {e}", file=sys.stderr)
+        named = parse(argv, prog, project)
+    except ConfigError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
+    # as Ryu did: with no application named, run just the OpenFlow handler
+    apps = list(dict.fromkeys([*default_apps, *named])) or ["os_ken.controller.ofp_handler"]
     log.init_log()
+    if cfg.CONF.pid_file:
+        with open(cfg.CONF.pid_file, "w") as f:
+            f.write(str(os.getpid()))
+    ryu_alias.install()
+    manager = AppManager.get_instance()
     try:
-        AppManager.run_apps(DEFAULT_APPS + [a for a in apps if a not in DEFAULT_APPS])
+        manager.load_apps(apps)
+    except (ImportError, SyntaxError) as e:
+        print(f"{prog}: cannot load the application(s) {' '.join(apps)}: {e}", file=sys.stderr)
+        return 2
+    try:
+        services = manager.instantiate_apps(**manager.create_contexts())
+        hub.joinall(services)
     except (TopologyError, ListenError) as e:
-        print(f"packetwalk controller: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
+    finally:
+        manager.close()
+    logging.shutdown()
     return 0
 
-
-def _is_option_value(argv: list[str], arg: str) -> bool:
-    """True if `arg` is the value of the option before it (`--topology FILE`)."""
-    i = argv.index(arg)
-    return i > 0 and argv[i - 1].startswith("--") and "=" not in argv[i - 1] \
-        and argv[i - 1] not in ("--verbose", "--use-stderr", "--nouse-stderr", "--use-syslog")

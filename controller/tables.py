@@ -36,3 +36,7 @@ PURPOSE = {
 # Registers carried through the pipeline (NXM regs, visible in ovs-ofctl as reg0...).
 REG_FROM_TUNNEL = "reg0"   # 1: the packet came in on a tunnel port; never replicate it to tunnels again
 REG_NEXT_HOP = "reg1"      # distributed router: the IPv4 next hop L3_ARP_RESOLVE looks up
+
+# Each table's name in OVSDB (Flow_Table), the controller writes them: `ovs-ofctl --names
+# dump-flows br-int` shows table=l2_lookup, and ovs-ofctl accepts the names where a number goes.
+TABLE_NAMES = {int(t): t.name.lower() for t in Table}
