@@ -215,17 +215,17 @@ class Network:
         held = self.bindings.get(vni, {}).get(ip)
         if held and held.mac == mac and held.port == port.lport:
             return False
+        if held and (held.source != "learned" or self.attachment_of(vni, held.mac)):
+            claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
+            if claim not in self.conflicts:     # a VM that keeps claiming is listed once
+                self.conflicts.append(claim)
+            raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac} ({held.source}); claim by {mac} refused")
         if lp is None or not lp.learn:
             raise BindingConflict(f"port {port.lport} claims {ip}, which is not one of its addresses")
         switch = self.switches[vni]
         if not _is_host(ip, switch):
             raise BindingConflict(f"port {port.lport} claims {ip}: not a host address of {switch.name} "
                                   f"({switch.subnet})")
-        if held and (held.source != "learned" or self.attachment_of(vni, held.mac)):
-            claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
-            if claim not in self.conflicts:     # a VM that keeps claiming is listed once
-                self.conflicts.append(claim)
-            raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac} ({held.source}); claim by {mac} refused")
         mine = sorted((b for b in self.learned.values() if b.port == port.lport), key=lambda b: b.at)
         for old in mine[:max(0, len(mine) - LEARN_LIMIT + 1)]:
             del self.learned[(old.vni, old.ip)]
