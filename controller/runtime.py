@@ -28,7 +28,7 @@ def _register_options(cfg) -> None:
     import os_ken.flags  # noqa: F401  Ryu's global flags
     import os_ken.log  # noqa: F401  --verbose, --log-file, ...
     import os_ken.topology.switches  # noqa: F401  --observe-links, ...
-    import controller.app  # noqa: F401  the controller's options (its API, state file, ...)
+    import controller.app  # noqa: F401  the controller's options (--db-dir, --nb, its API, ...)
     cfg.CONF.register_cli_opts([
         cfg.ListOpt("app-lists", default=[], help="application module name to run"),
         cfg.MultiStrOpt("app", positional=True, default=[], help="application module name to run"),
@@ -62,7 +62,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
 
     from controller import ryu_alias
     from controller.api import ListenError
-    from mininet_topos.topology import TopologyError
+    from controller.nbdb import DatabaseError
 
     try:
         named = parse(argv, prog, project)
@@ -85,7 +85,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
     try:
         services = manager.instantiate_apps(**manager.create_contexts())
         hub.joinall(services)
-    except (TopologyError, ListenError) as e:
+    except (DatabaseError, ListenError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -42,7 +42,7 @@ def controller(args):
     """Run the controller: packetwalk's os-ken apps plus any APP_MODULEs given, until stopped.
 
     \b
-    packetwalk controller [APP_MODULE ...] [--topology FILE] [--state-file FILE]
+    packetwalk controller [APP_MODULE ...] [--db-dir DIR | --nb tcp:A:P,tcp:B:P,...] [--state-file FILE]
                           [--ofp-listen-host HOST] [--ofp-tcp-listen-port PORT] [--verbose]
                           [--api-listen-host HOST] [--api-port PORT (0: no northbound API)]
     """
@@ -124,8 +124,11 @@ def show_tunnels(hv, as_json, api):
               help="run these checks without a CLI, tear down, exit non-zero on any failure")
 @click.option("--json", "as_json", is_flag=True, help="with --test: print one JSON object")
 @click.option("--verbose", "-v", is_flag=True, help="show Mininet's own messages")
+@click.option("--nb-cluster", type=click.IntRange(0, 7), default=None, metavar="N",
+              help="the controller's database as an N-member Raft cluster, each member in its own "
+                   "namespace (default: the controller's embedded database; 3 when --test has nb-cluster)")
 @click.pass_context
-def lab(ctx, topology_file, tests, as_json, verbose):
+def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
     """Start the controller and the emulated network, and give the Mininet CLI."""
     if ctx.invoked_subcommand:
         return
@@ -142,9 +145,11 @@ def lab(ctx, topology_file, tests, as_json, verbose):
     if unknown or (tests is not None and not names):
         _fail(f"--test: unknown check {', '.join(unknown) or repr(tests)}; known: {', '.join(sorted(CHECKS))}")
     _require_root("packetwalk lab")
+    if nb_cluster is None:
+        nb_cluster = 3 if "nb-cluster" in names else 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        with Lab(topo, progress=_progress, verbose=verbose) as running:
+        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster) as running:
             if not names:
                 from mininet.log import setLogLevel
                 from packetwalk.mininet_cli import PacketwalkCLI
@@ -185,6 +190,29 @@ def lab_clean():
         click.echo(line)
     click.echo("nothing to clean" if not done else f"cleaned {len(done)} items")
 
+
+
+@main.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--api", default=None, metavar="URL", help="the controller's API (default: the running lab's)")
+@click.option("--json", "as_json", is_flag=True, help="print what changed as JSON")
+def apply_cmd(file, api, as_json):
+    """Make the controller's intent match FILE's logical part (a lab topology or an intent
+    file): print what was created, changed and deleted. Applying it twice changes nothing."""
+    from packetwalk.apply import ApplyError, apply, read_intent
+    from packetwalk.show import api_url
+    try:
+        summary = apply(api_url(api), read_intent(file), file)
+    except ApplyError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for what in ("created", "changed", "deleted"):
+        for item in summary[what]:
+            click.echo(f"{what}: {item}")
+    if not any(summary.values()):
+        click.echo("nothing to change: the controller's intent already matches " + file)
 
 
 @main.command()
