@@ -152,10 +152,10 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
         with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster) as running:
             if not names:
                 from mininet.log import setLogLevel
-                from packetwalk.mininet_cli import PacketwalkCLI
+                from packetwalk import mininet_cli
                 setLogLevel("output")           # the CLI prints command output at this level
                 click.echo(f"*** {topo.name} is up. Try: {_hint(topo)}", err=True)
-                PacketwalkCLI(running.net, running.rundir)
+                mininet_cli.run(running.net, running.rundir)
                 return
             _progress(f"running checks: {', '.join(names)}")
             result = run_checks(running, names)
@@ -281,10 +281,10 @@ def demo(as_json, keep, out_dir):
     lab_kept = result.get("kept")
     if lab_kept:
         from mininet.log import setLogLevel
-        from packetwalk.mininet_cli import PacketwalkCLI
+        from packetwalk import mininet_cli
         setLogLevel("output")
         try:
-            PacketwalkCLI(lab_kept.net, lab_kept.rundir)
+            mininet_cli.run(lab_kept.net, lab_kept.rundir)
         finally:
             lab_kept.stop()
     sys.exit(0 if result["ok"] else 1)

@@ -10,7 +10,9 @@ its IP, which would turn `hv1 ovs-vsctl get interface vm1 ofport` into nonsense.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import sys
 from pathlib import Path
 
 from mininet.cli import CLI
@@ -28,6 +30,21 @@ packetwalk commands:
   HV ovs-appctl ofproto/trace br-int FLOW  OVS's own trace of a packet
   VM tcpdump -c 3 -i eth0               capture at a VM (no xterm needed)
 """
+
+
+def run(net, rundir: Path) -> None:
+    """The CLI on a terminal; fed commands on stdin (`packetwalk lab < session.txt`), it runs
+    them in order and returns at their end. (Mininet's CLI reads keys from stdin while a command
+    runs, to pass them on: piped, that would eat the next commands.)"""
+    if sys.stdin.isatty():
+        PacketwalkCLI(net, rundir)
+        return
+    never = os.pipe()
+    try:
+        with open(never[0]) as stdin:
+            PacketwalkCLI(net, rundir, stdin=stdin, script=f"/dev/fd/{sys.stdin.fileno()}")
+    finally:
+        os.close(never[1])
 
 
 class PacketwalkCLI(CLI):

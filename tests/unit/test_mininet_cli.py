@@ -39,3 +39,18 @@ def test_walk_and_flows_say_how_they_are_used(tmp_path, caplog, capsys):
 def test_walk_without_a_running_lab_says_so(tmp_path, caplog, capsys):
     out = run_script(tmp_path, caplog, capsys, "walk vm1 vm3")
     assert "walk: no lab is running" in out
+
+
+def test_commands_piped_in_run_in_order_and_the_cli_returns(tmp_path, caplog, capsys, monkeypatch):
+    from packetwalk import mininet_cli
+    commands = tmp_path / "commands"
+    commands.write_text("walk vm1\nflows\n")
+    setLogLevel("output")
+    try:
+        with caplog.at_level(logging.DEBUG, logger="mininet"), open(commands) as stdin:
+            monkeypatch.setattr("sys.stdin", stdin)
+            mininet_cli.run({}, tmp_path)
+    finally:
+        setLogLevel("error")
+    out = capsys.readouterr().out + "".join(r.getMessage() for r in caplog.records)
+    assert out.index("usage: walk SRC DST") < out.index("usage: flows HV")
