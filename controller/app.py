@@ -28,6 +28,7 @@ from os_ken.controller import event, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
+from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
 from controller import arp as arp_logic
@@ -208,6 +209,9 @@ class PacketwalkController(app_manager.OSKenApp):
             raise NoAnswer(f"the controller's database {self.nb.remote} is unreachable")
         try:
             result = self.nb.change_intent(edit)
+        except ovsdb_exceptions.TimeoutException:
+            raise NoAnswer(f"the controller's database {self.nb.remote} did not confirm the write in time "
+                           "(a cluster electing its leader?): it may not have been made; try again") from None
         except RuntimeError as e:
             if "constraint violation" in str(e) or "referential" in str(e):
                 raise Conflict(f"another writer got there first: {str(e).split(': ', 1)[-1]}") from None
