@@ -36,7 +36,7 @@ SCHEMA = Path(__file__).with_name("packetwalk.ovsschema")
 DB_NAME = "Packetwalk"
 DB_FILE = "packetwalk.db"
 INTENT_TABLES = ("Global", "Logical_Switch", "Logical_Port", "Logical_Router", "Static_Binding")
-LEARNED_TABLES = ("Hypervisor", "Learned_Binding", "Port_Status")
+LEARNED_TABLES = ("Hypervisor", "Learned_Binding", "Port_Status", "Controller")
 
 
 class DatabaseError(RuntimeError):
@@ -238,8 +238,11 @@ def snapshot(tables) -> dict:
         "learned_bindings": [{"switch": r.switch, "ip": r.ip, "mac": r.mac, "port": r.port,
                               "learned_at": r.learned_at} for r in tables["Learned_Binding"].rows.values()],
         "hypervisors": {r.name: {c: getattr(r, c) for c in ("vtep_ip", "address", "dpid", "openflow", "ovsdb",
-                                                             "last_seen", "controller")}
+                                                             "last_seen", "controller", "lease_until",
+                                                             "role_generation")}
                         for r in tables["Hypervisor"].rows.values()},
+        "controllers": {r.name: {"address": r.address, "api": r.api, "renewed": r.renewed}
+                        for r in tables["Controller"].rows.values()},
         "port_status": {r.port: {"up": r.up, "hypervisor": r.hypervisor, "interface": r.interface,
                                  "since": r.since} for r in tables["Port_Status"].rows.values()},
     }
