@@ -195,3 +195,11 @@ def test_with_arp_suppression_off_a_request_for_a_known_ip_is_flooded(net):
     net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
     d = ask(net, PORT_B1, frame(B1, "10.1.1.11", STATIC_IP))
     assert (d.reply, d.forward) == (None, "flood") and d.learned is True      # learning goes on
+
+
+def test_with_arp_suppression_off_the_router_still_answers_for_its_lif():
+    _, net = network({**TOPO, "logical_routers": [{"name": "r", "interfaces": [{"switch": "blue", "ip": "10.1.1.1"}]}]},
+                     learn=("b1",))
+    net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
+    eth, rep = parse_arp(ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.1")).reply)
+    assert (eth.src, rep.src_mac, rep.src_ip) == (net.intent.vmac, net.intent.vmac, "10.1.1.1")

@@ -1,4 +1,5 @@
 """Distributed routing flows: what each hypervisor gets for the routers its VMs use."""
+import dataclasses
 import ipaddress
 
 import pytest
@@ -41,6 +42,14 @@ def net() -> Network:
     for h in net.hypervisors.values():
         h.tunnels = {o: 100 + i for i, o in enumerate(net.wanted_tunnels(h))}
     return net
+
+
+def test_with_arp_suppression_off_only_the_lifs_are_answered_by_the_flows(net):
+    net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
+    fs = hypervisor_flows(net, net.hypervisors["hv1"])
+    answered = {(dict(f.match)["tunnel_id"], dict(f.match)["arp_tpa"]) for f in fs if f.table == Table.ARP_RESPONDER
+                and "arp_tpa" in dict(f.match)}
+    assert answered == {(6001, "10.1.1.1"), (7001, "10.1.1.1")}      # a1's and b1's gateways, not a1 or b1
 
 
 def routes(flows, src_vni):
