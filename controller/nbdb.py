@@ -77,6 +77,10 @@ class EmbeddedServer:
                                 f"({DB_NAME!r}); left as it is: point --db-dir elsewhere")
         if _tool("db-is-clustered", str(self.file)).returncode == 0:
             raise DatabaseError(f"{self.file}: is a clustered database: give its servers with --nb instead")
+        whole = _tool("query", str(self.file), f'["{DB_NAME}"]')    # reads every record, read-only
+        if whole.returncode:       # ovsdb-server would drop the damaged records without a word
+            raise DatabaseError(f"{self.file}: damaged ({whole.stderr.strip().split(': ', 1)[-1]}); left as it is: "
+                                "restore a copy, or move it aside to start with an empty database")
         have, want = _tool("db-version", str(self.file)).stdout.strip(), _tool("schema-version", str(SCHEMA)).stdout.strip()
         if have == want:
             return f"using {self.file} (schema {have})"
