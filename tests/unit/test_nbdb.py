@@ -261,3 +261,34 @@ def test_checked_intent_leaves_out_rows_that_break_a_rule_and_says_which(clients
     assert any("'junk'" in line and "ignored" in line for line in said), said
     assert any("'bad'" in line and "unknown logical switch 'nowhere'" in line for line in said), said
     assert any("vmac 'not-a-mac'" in line for line in said), said
+
+
+def test_two_first_writers_on_a_new_database_commit_or_one_is_refused_cleanly(tmp_path):
+    """Both make the Global row: the second may meet the first's (maxRows 1) and be refused
+    as a conflict (the app answers 409), never half written."""
+    with embedded_database(tmp_path / "db") as a:
+        b = nbdb.NbClient(a.remote, lambda table=None: None)
+        b.connect()
+        try:
+            start, outcome = threading.Barrier(2), {}
+
+            def writer(db, name, vni):
+                start.wait()
+                try:
+                    db.change_intent(lambda d: d["logical_switches"].append(
+                        {"name": name, "vni": vni, "subnet": f"10.{vni % 256}.0.0/24"}))
+                    outcome[name] = "committed"
+                except RuntimeError as e:
+                    outcome[name] = str(e)
+            threads = [threading.Thread(target=writer, args=args) for args in ((a, "one", 6001), (b, "two", 6002))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            committed = sorted(n for n, what in outcome.items() if what == "committed")
+            assert committed and all("constraint violation" in what for what in outcome.values() if what != "committed")
+            snap = a.read()
+            assert sorted(s["name"] for s in snap["intent"]["logical_switches"]) == committed
+            assert snap["generation"] == len(committed)
+        finally:
+            b.close()
