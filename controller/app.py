@@ -163,6 +163,7 @@ class PacketwalkController(app_manager.OSKenApp):
     # --- the controller's database ---------------------------------------------------------
     def _connect_nb(self):
         self.nb.connect()
+        self.nb.ensure_global()
         LOG.info("database: connected to %s", self.nb.remote)
         self._nb_changed()
 
@@ -203,12 +204,12 @@ class PacketwalkController(app_manager.OSKenApp):
             self.intent_read = True
         self._converge()
 
-    def write_intent(self, edit):
+    def write_intent(self, edit, exact: bool = False):
         """An API write (in the API's thread): one transaction, then the model follows."""
         if not self.nb.connected.is_set():
             raise NoAnswer(f"the controller's database {self.nb.remote} is unreachable")
         try:
-            result = self.nb.change_intent(edit)
+            result = self.nb.change_intent(edit, exact)
         except ovsdb_exceptions.TimeoutException:
             raise NoAnswer(f"the controller's database {self.nb.remote} did not confirm the write in time "
                            "(a cluster electing its leader?): it may not have been made; try again") from None
@@ -441,7 +442,13 @@ class PacketwalkController(app_manager.OSKenApp):
         if not self.synced:
             LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
             self.synced = True
+            self._learned_ports_not_back()
             self._converge()
+
+    def _learned_ports_not_back(self):
+        """After a restart: a learn port that did not come back with its hypervisors starts
+        its detach hold now (it may have left while the controller was down)."""
+        self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
 
     def _unsynced(self) -> set[str]:
         """Hypervisors the data plane names (as tunnel ends) or that are half-read."""
@@ -465,6 +472,7 @@ class PacketwalkController(app_manager.OSKenApp):
                 return
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
+            self._learned_ports_not_back()
         for hv in self.net.hypervisors.values():
             try:
                 self._converge_tunnels(hv)

@@ -189,21 +189,31 @@ class NbClient:
         return _Run(self.api, lambda txn, t: snapshot(t), read_only=True).execute(check_error=True)
 
     # --- writing -------------------------------------------------------------------------
-    def change_intent(self, edit) -> tuple[Intent, dict]:
+    def change_intent(self, edit, exact: bool = False) -> tuple[Intent, dict]:
         """Apply `edit(intent_dict)` to the current intent, check the whole result, write the
         difference and bump the generation, in one transaction. Returns (intent, summary of
-        created/changed/deleted). IntentError (or the edit's own error) commits nothing."""
+        created/changed/deleted). IntentError (or the edit's own error) commits nothing.
+        Rows that break a rule (written around the API) are not part of the current intent
+        and are left as they are, unless `exact` (the whole intent is given: they go)."""
         def run(txn, tables):
-            current = snapshot(tables)["intent"]
-            wanted = _copy(current)
+            current = checked_intent(snapshot(tables)["intent"], log=lambda *a: None)
+            wanted = _copy(current.to_dict())
             edit(wanted)
             intent = parse_intent(wanted)
-            summary = write_intent(txn, tables, intent)
+            summary = write_intent(txn, tables, intent, None if exact else current)
             g = _global_row(txn, tables)
             g.verify("generation")
             g.generation = g.generation + 1 if summary_changed(summary) else g.generation
             return intent, summary
         return _Run(self.api, run).execute(check_error=True, log_errors=False)
+
+    def ensure_global(self) -> None:
+        """The Global row, made once (a fresh cluster has none), so writers never race to make it."""
+        for _ in range(3):
+            try:
+                return self.transact(lambda txn, t: _global_row(txn, t) and None)
+            except RuntimeError:        # another controller made it at the same moment
+                continue
 
     def transact(self, fn):
         """Run fn(txn, tables) as one transaction (learned tables: the controller's writes)."""
@@ -286,15 +296,17 @@ def _label(table: str, key) -> str:
     return f"{_NOUN[table]} {'/'.join(key) if isinstance(key, tuple) else key}"
 
 
-def write_intent(txn, tables, intent: Intent) -> dict:
-    """Make the intent tables hold exactly `intent`; say what was created, changed, deleted."""
+def write_intent(txn, tables, intent: Intent, current: Intent | None = None) -> dict:
+    """Make the intent tables hold `intent`; say what was created, changed, deleted. Given the
+    `current` intent, only its rows may be deleted (others are left to whoever wrote them)."""
     summary = {"created": [], "changed": [], "deleted": []}
     g = _global_row(txn, tables)
     if (g.vmac, g.arp_suppression) != (intent.vmac, intent.arp_suppression):
         g.vmac, g.arp_suppression = intent.vmac, intent.arp_suppression
         summary["changed"].append("settings")
+    known = _rows_wanted(current) if current else {}
     for table, wanted in _rows_wanted(intent).items():
-        for what, keys in sync_table(txn, tables, table, wanted).items():
+        for what, keys in sync_table(txn, tables, table, wanted, known.get(table)).items():
             summary[what] += [_label(table, k) for k in keys]
     return summary
 
@@ -307,12 +319,13 @@ def _key(table: str, row):
     return tuple(getattr(row, c) for c in cols) if len(cols) > 1 else getattr(row, cols[0])
 
 
-def sync_table(txn, tables, table: str, wanted: dict) -> dict[str, list]:
-    """Make `table` hold exactly `wanted` (key -> column values): only the difference is written."""
+def sync_table(txn, tables, table: str, wanted: dict, deletable=None) -> dict[str, list]:
+    """Make `table` hold exactly `wanted` (key -> column values): only the difference is
+    written; rows not wanted are deleted (only those in `deletable`, if it is given)."""
     done = {"created": [], "changed": [], "deleted": []}
     present = {_key(table, r): r for r in tables[table].rows.values()}
     for key, row in present.items():
-        if key not in wanted:
+        if key not in wanted and (deletable is None or key in deletable):
             row.delete()
             done["deleted"].append(key)
     for key, columns in wanted.items():

@@ -60,7 +60,7 @@ class InlineController:
         self.nb = nb
         self.generation = 0
         self.net = Network()
-        nb.change_intent(lambda d: (d.clear(), d.update(INTENT)))
+        nb.change_intent(lambda d: (d.clear(), d.update(INTENT)), exact=True)
         self.sync()
         hv1 = Hypervisor("hv1", "169.254.77.2", "192.168.50.1", dpid=1, ovsdb_connected=True)
         hv2 = Hypervisor("hv2", "169.254.77.3", "192.168.50.2", dpid=2, ovsdb_connected=True)
@@ -78,9 +78,9 @@ class InlineController:
     def installed_flows(self, hv):
         return hypervisor_flows(self.net, hv)
 
-    def write_intent(self, edit):
+    def write_intent(self, edit, exact=False):
         """As the app: one transaction, then the model follows the database."""
-        result = self.nb.change_intent(edit)
+        result = self.nb.change_intent(edit, exact)
         self.sync()
         return result
 

@@ -149,7 +149,7 @@ def clients(server):
         client.connect()
         made.append(client)
         return client
-    connect().change_intent(lambda d: d.clear())
+    connect().change_intent(lambda d: d.clear(), exact=True)
     yield connect
     for client in made:
         client.close()
@@ -261,6 +261,23 @@ def test_checked_intent_leaves_out_rows_that_break_a_rule_and_says_which(clients
     assert any("'junk'" in line and "ignored" in line for line in said), said
     assert any("'bad'" in line and "unknown logical switch 'nowhere'" in line for line in said), said
     assert any("vmac 'not-a-mac'" in line for line in said), said
+
+
+def test_a_row_that_breaks_a_rule_does_not_block_other_writes_and_an_exact_write_removes_it(clients):
+    db = clients()
+    db.change_intent(lambda d: d["logical_switches"].append(WEB))
+
+    def around_the_api(txn, tables):
+        port = txn.insert(tables["Logical_Port"])
+        port.name, port.switch, port.mac = "bad", "nowhere", "00:50:56:00:00:02"
+    db.transact(around_the_api)
+    intent, summary = db.change_intent(lambda d: d["logical_ports"].append(
+        {"name": "good", "switch": "web", "mac": "00:50:56:00:00:01"}))
+    assert summary["created"] == ["logical port good"] and not summary["deleted"]
+    assert sorted(p["name"] for p in db.read()["intent"]["logical_ports"]) == ["bad", "good"]
+    _, summary = db.change_intent(lambda d: None, exact=True)
+    assert summary["deleted"] == ["logical port bad"]
+    assert [p["name"] for p in db.read()["intent"]["logical_ports"]] == ["good"]
 
 
 def test_two_first_writers_on_a_new_database_commit_or_one_is_refused_cleanly(tmp_path):
