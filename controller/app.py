@@ -108,6 +108,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self.generation = 0
         self.intent_read = False     # nothing is converged before intent and learned state are read
         self._nb_dirty = False
+        self._nb_up = True
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
@@ -233,8 +234,22 @@ class PacketwalkController(app_manager.OSKenApp):
 
     @set_ev_cls(EventTick)
     def _tick(self, ev):
+        self._watch_nb()
         if self.net.expire_learned(time.time()):
             self._converge()
+
+    def _watch_nb(self):
+        """Say once that the database went away (the data plane keeps what it has, writes
+        answer 504) and once that it is back (the IDL re-reads it; the model follows)."""
+        up = self.nb.idl.is_connected()
+        if self.nb.connected.is_set() and up != self._nb_up:
+            if up:
+                LOG.warning("database %s: reachable again", self.nb.remote)
+                self._nb_changed()
+            else:
+                LOG.warning("database %s: lost; forwarding goes on as it is; retrying until it answers",
+                            self.nb.remote)
+            self._nb_up = up
 
     def _report(self):
         """Hand the database what this controller knows now (written off this thread)."""
