@@ -76,9 +76,9 @@ def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp,
     if req.src_ip == req.dst_ip:          # gratuitous, as a request or as a reply
         return ArpDecision(learned, why="gratuitous ARP: learned, not flooded")
     if req.opcode == arp.ARP_REQUEST and eth.dst == BROADCAST:
-        if not net.intent.arp_suppression:
-            return ArpDecision(learned, forward="flood", why="ARP suppression is off: flooded")
         known = net.bindings.get(port.vni, {}).get(req.dst_ip)
+        if not net.intent.arp_suppression and not (known and known.source == "lif"):   # a LIF: always
+            return ArpDecision(learned, forward="flood", why="ARP suppression is off: flooded")
         if known:
             return ArpDecision(learned, reply=arp_reply(eth, req, known.mac),
                                why=f"controller knows {req.dst_ip} is at {known.mac}")

@@ -79,8 +79,8 @@ class Network:
     # --- intent --------------------------------------------------------------------------
     def set_intent(self, intent: Intent) -> None:
         """Swap in a new (checked) intent: bindings and attachments follow it. Learned
-        bindings stay while their port exists, still learns, is on the same switch and no
-        configured address took their IP."""
+        bindings stay while their port exists, still learns, is on the same switch, their IP
+        is still a host address of its subnet and no configured address took it."""
         self.intent = intent
         self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in intent.switches}
         self._vni_of = {s.name: s.vni for s in intent.switches}
@@ -106,7 +106,7 @@ class Network:
         for (vni, ip), b in list(self.learned.items()):
             port = intent.port(b.port)
             if port is None or not port.learn or self._vni_of.get(port.switch) != vni or port.mac != b.mac \
-                    or ip in self.bindings.get(vni, {}):
+                    or not _is_host(ip, self.switches[vni]) or ip in self.bindings[vni]:
                 del self.learned[(vni, ip)]
                 continue
             self.bindings[vni][ip] = b

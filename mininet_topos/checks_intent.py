@@ -43,10 +43,12 @@ class Pinger:
         wait_for(lambda: self.replies() >= target, timeout, f"{more} ping replies from {self.node.name}")
 
     def stop(self) -> dict:
+        """Sent and lost up to the last reply (the echo in flight when ping is stopped is
+        neither): lost = sequence numbers with no reply."""
         self.node.cmd(f"kill -INT {self.pid}; wait {self.pid} 2>/dev/null")
-        m = re.search(r"(\d+) packets transmitted, (\d+) received", self.out.read_text())
-        sent, got = map(int, m.groups()) if m else (0, 0)
-        return {"pings_sent": sent, "pings_lost": sent - got}
+        seqs = {int(n) for n in re.findall(r"bytes from .* icmp_seq=(\d+)", self.out.read_text())}
+        sent = max(seqs) if seqs else 0
+        return {"pings_sent": sent, "pings_lost": sent - len(seqs)}
 
 
 def _free_vni(lab, base: int) -> int:
