@@ -38,6 +38,20 @@ def _register_options(cfg) -> None:
     ])
 
 
+class _TaskExit(Exception):
+    """What the native hub's TaskExit should be: raised by nothing but a deliberate exit."""
+
+
+def keep_handlers_alive() -> None:
+    """Ryu logged an exception in an app's event handler and went on with the next event.
+    os-ken's native hub (the default) makes TaskExit, the "normal exit" an event loop
+    re-raises, plain Exception: any handler's error then ends its app's event loop, silently.
+    Give TaskExit its own class (nothing raises it on native threads), as Ryu behaved."""
+    from os_ken.lib import hub
+    if hub.TaskExit is Exception:
+        hub.TaskExit = _TaskExit
+
+
 def parse(argv: list[str], prog: str, project: str = "os_ken") -> list[str]:
     """Parse `argv` into os-ken's configuration; return the app modules it names.
     oslo.config exits with its usage message on an unknown option or a bad value."""
@@ -76,6 +90,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
         with open(cfg.CONF.pid_file, "w") as f:
             f.write(str(os.getpid()))
     ryu_alias.install()
+    keep_handlers_alive()
     manager = AppManager.get_instance()
     try:
         manager.load_apps(apps)

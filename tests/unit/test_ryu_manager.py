@@ -97,3 +97,40 @@ def test_a_real_ryu_wins_over_the_alias(tmp_path, monkeypatch):
     finally:
         sys.modules.pop("ryu", None)
         sys.modules.update(aliased)
+
+
+def test_an_exception_in_a_handler_is_logged_and_the_app_takes_the_next_event(caplog, monkeypatch):
+    """As in Ryu; os-ken's native hub would end the app's event loop, silently."""
+    import threading
+    from os_ken.base import app_manager
+    from os_ken.controller import event
+    from os_ken.controller.handler import set_ev_cls
+
+    class Ping(event.EventBase):
+        def __init__(self, n):
+            super().__init__()
+            self.n = n
+
+    handled = threading.Event()
+
+    class App(app_manager.OSKenApp):
+        @set_ev_cls(Ping)
+        def ping(self, ev):
+            if ev.n == 1:
+                raise ValueError("a bug in the app")
+            handled.set()
+
+    from os_ken.lib import hub
+    monkeypatch.setattr(hub, "TaskExit", hub.TaskExit)      # put back afterwards
+    runtime.keep_handlers_alive()
+    app = App()
+    app_manager.register_app(app)
+    app.start()
+    try:
+        app.send_event(app.name, Ping(1))
+        app.send_event(app.name, Ping(2))
+        assert handled.wait(10), "the second event was never handled"
+    finally:
+        app.stop()
+        app_manager.unregister_app(app)
+    assert "a bug in the app" in caplog.text
