@@ -49,6 +49,10 @@ class Controller(Protocol):
 
     def forget_learned(self, vni: int, ip: str) -> bool: ...
 
+    def realized(self) -> dict: ...                       # {"generation": n, "realized": m}
+
+    def wait_realized(self, generation: int, timeout: float) -> bool: ...   # any thread
+
 
 # --- lookups ---------------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ def run(argv: list[str]) -> int:
 
     apps = [a for a in argv if not a.startswith("-") and not _is_option_value(argv, a)]
     flags = [a for a in argv if a not in apps]
+    # Liveness: a switch that stops answering echoes is dropped (and its hypervisor marked
+    # down) within ECHO_INTERVAL * (MAX_UNREPLIED_ECHOS + 1) s; os-ken's flags still override.
+    cfg.CONF.set_default("echo_request_interval", controller.app.ECHO_INTERVAL)
+    cfg.CONF.set_default("maximum_unreplied_echo_requests", controller.app.MAX_UNREPLIED_ECHOS)
     try:
         cfg.CONF(args=flags, project="os_ken", prog="packetwalk controller")
     except cfg.Error as e:

@@ -229,3 +229,8 @@ class Problem(BaseModel):
 
 
 IntentIn.model_rebuild()
+
+
+class RealizedOut(BaseModel):
+    generation: int = Field(description="changes the controller has taken in")
+    realized: int = Field(description="the newest change confirmed on every hypervisor it touches")
