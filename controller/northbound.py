@@ -109,7 +109,7 @@ def _prefix(value: str) -> IPv4Network:
 def hypervisor_row(ctl: Controller, hv: Hypervisor) -> dict:
     return {"name": hv.name, "address": hv.address, "vtep_ip": hv.vtep_ip,
             "dpid": None if hv.dpid is None else f"{hv.dpid:016x}",
-            "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected,
+            "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected, "up": hv.up,
             "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv))}
 
 

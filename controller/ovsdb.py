@@ -17,6 +17,7 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 LOG = logging.getLogger(__name__)
 OVSDB_PORT = 6640
 PROBE_INTERVAL = 1000    # ms: an idle connection is probed after this; no answer in as long: down
+RECONNECT_BACKOFF = (250, 1000)   # ms: first and longest wait between reconnection attempts
 BR_INT = "br-int"
 TUNNEL_PREFIX = "vx-"
 REMOTE_KEY = "packetwalk-remote"     # external_ids key on the tunnel ports the controller made
@@ -76,6 +77,7 @@ class HypervisorDB:
                     raise ConnectionError(f"OVSDB {self.target}: {e}") from e
                 time.sleep(0.2)
         idl.on_change = self._on_change
+        idl._session.reconnect.set_backoff(RECONNECT_BACKOFF[0], RECONNECT_BACKOFF[1])   # back soon after a restart
         # ovsdbapp keeps one connection per API *class*: give each hypervisor a class of its own
         api_class = type(f"OvsdbIdl_{self.address}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
         self.api = api_class(connection.Connection(idl=idl, timeout=self._timeout))

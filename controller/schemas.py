@@ -123,6 +123,7 @@ class HypervisorOut(BaseModel):
     dpid: str | None
     openflow: bool
     ovsdb: bool
+    up: bool = Field(True, description="false: its OpenFlow or OVSDB stopped answering; out of every flood list")
     attachments: int
     flows: int
 
