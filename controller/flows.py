@@ -37,6 +37,13 @@ def _digest(text: str) -> int:
 
 
 @functools.lru_cache(maxsize=65536)
+def interned(fn):
+    """Flows are immutable: a constructor called again with the same arguments (the same
+    ARP responder on 200 hypervisors) returns the same Flow, cookie already computed."""
+    return functools.lru_cache(maxsize=1 << 17)(fn)
+
+
+@functools.lru_cache(maxsize=65536)
 def owner_cookie(owner: str) -> int:
     """The cookie bits that every flow of `owner` shares (match with COOKIE_APP|OWNER mask)."""
     return COOKIE_APP | _digest(owner) << 24

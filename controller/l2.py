@@ -5,7 +5,7 @@ so reading this file reads like the pipeline (see controller/tables.py).
 """
 from __future__ import annotations
 
-from controller.flows import BROADCAST, ETH_ARP, Flow, Goto, Move, Output, SetField
+from controller.flows import BROADCAST, ETH_ARP, Flow, Goto, Move, Output, SetField, interned
 from controller.model import Attachment, Hypervisor, Network
 from controller.tables import REG_FROM_TUNNEL, Table
 
@@ -27,12 +27,14 @@ def pipeline_defaults() -> list[Flow]:
     ]
 
 
+@interned
 def vm_port_ingress(a: Attachment) -> Flow:
     """A VM's port belongs to its logical switch: tag the packet with the VNI."""
     return Flow.of(Table.CLASSIFY, 100, {"in_port": a.ofport},
                    [SetField("tunnel_id", a.vni), Goto(Table.ARP_SNOOP)], f"port:{a.lport}")
 
 
+@interned
 def tunnel_ingress(remote: str, ofport: int) -> Flow:
     """From a VTEP: the VNI came on the wire; switched and routed already at the first hop."""
     return Flow.of(Table.CLASSIFY, 100, {"in_port": ofport},
@@ -50,6 +52,7 @@ def arp_snoop_known(a: Attachment, ip: str) -> list[Flow]:
     ]
 
 
+@interned
 def arp_responder(vni: int, ip: str, mac: str, owner: str) -> Flow:
     """ARP suppression: answer a broadcast request for `ip` with `mac`, back out of the
     port it came from (Neutron's install_arp_responder)."""
@@ -62,6 +65,7 @@ def arp_responder(vni: int, ip: str, mac: str, owner: str) -> Flow:
         owner)
 
 
+@interned
 def arp_ask_controller(vni: int) -> Flow:
     """A broadcast request for an IP the flows don't know: ask the controller, like NSX."""
     return Flow.of(Table.ARP_RESPONDER, 50,
@@ -69,11 +73,13 @@ def arp_ask_controller(vni: int) -> Flow:
                    [Output("controller")], f"ls:{vni}")
 
 
+@interned
 def unicast_local(vni: int, mac: str, a: Attachment) -> Flow:
     return Flow.of(Table.L2_LOOKUP, 100, {"tunnel_id": vni, "eth_dst": mac},
                    [Output(a.ofport)], f"port:{a.lport}")
 
 
+@interned
 def unicast_to_tunnel(vni: int, mac: str, lport: str, tunnel_ofport: int) -> Flow:
     """Known unicast to a remote VM: the tunnel to its VTEP, key = VNI (already in tunnel_id).
     Never back into a tunnel what came from one."""

@@ -96,6 +96,7 @@ class Network:
         self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in intent.switches}
         self._vni_of = {s.name: s.vni for s in intent.switches}
         self._joined = {vni: frozenset({vni}) for vni in self.switches}
+        self._lif = {self._vni_of[i.switch]: str(i.ip) for r in intent.routers for i in r.interfaces}
         for r in intent.routers:
             joined = frozenset(self._vni_of[i.switch] for i in r.interfaces)
             for vni in joined:
@@ -234,7 +235,7 @@ class Network:
 
     def lif_ip(self, vni: int) -> str | None:
         """The router's IP on logical switch `vni` (the VMs' default gateway), if any."""
-        return next((b.ip for b in self.bindings.get(vni, {}).values() if b.source == "lif"), None)
+        return self._lif.get(vni)
 
     def hosts(self, vni: int, up_only: bool = True) -> list[str]:
         """Names of the hypervisors with ports on `vni` (up ones only, unless told)."""

@@ -41,7 +41,8 @@ def build(hypervisors: int, vms: int):
     for name in names:
         hv = net.hypervisors[name]
         net.set_interfaces(hv, dict(hv.interfaces))
-        hv.tunnels = {o: 1000 + k for k, o in enumerate(names) if o != name}
+        h = names.index(name)    # each hypervisor numbers its tunnel ports its own way, as OVS would
+        hv.tunnels = {o: 1000 + (k - h) % hypervisors for k, o in enumerate(names) if o != name}
     return net
 
 
