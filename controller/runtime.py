@@ -31,6 +31,12 @@ def run(argv: list[str]) -> int:
         print(f"packetwalk controller: {e}", file=sys.stderr)
         return 2
     log.init_log()
+    # os-ken's native hub sets TaskExit = Exception, and the app's event loop re-raises
+    # TaskExit: one exception in any handler would end the app's thread without a word.
+    # A class of its own lets os-ken log the exception and go on with the next event.
+    from os_ken.lib import hub
+    if hub.TaskExit is Exception:
+        hub.TaskExit = type("TaskExit", (Exception,), {})
     try:
         AppManager.run_apps(DEFAULT_APPS + [a for a in apps if a not in DEFAULT_APPS])
     except (DatabaseError, ListenError) as e:
