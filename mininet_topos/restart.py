@@ -1,7 +1,7 @@
 """`--test hypervisor-restart`: a hypervisor's daemons die and come back.
 
-Its ovs-vswitchd, then its ovsdb-server, are killed (SIGKILL, by the pid in their
-pidfiles) and started again, while two VMs on other hypervisors ping each other every
+Its ovs-vswitchd is hung (SIGSTOP, then SIGCONT: only OpenFlow echoes tell), then killed,
+then its ovsdb-server (SIGKILL, by the pid in their pidfiles), and each started again, while two VMs on other hypervisors ping each other every
 10 ms. Figures: seconds until the controller says the hypervisor is down (target: 3),
 whether its VTEP left the others' flood lists meanwhile, seconds from the restart to its
 VM answering a ping from another hypervisor, and pings lost between the others (target 0).
@@ -73,11 +73,14 @@ def _restart(ovs, daemon: str) -> None:
                f"--pidfile --log-file --detach --no-chdir")
 
 
-def _kill_and_restart(lab, hv: str, daemon: str, victim, observer) -> dict:
+def _kill_and_restart(lab, hv: str, daemon: str, victim, observer, hang: bool = False) -> dict:
+    """SIGKILL and start again; with hang, SIGSTOP and SIGCONT (a daemon that stops
+    answering without closing its connections: only echoes and probes tell)."""
     from mininet_topos.lab import LabError, wait_for
     ovs = lab.hv(hv).ovs
+    pid = ovs.pids()[daemon]
     t0 = time.monotonic()
-    os.kill(ovs.pids()[daemon], signal.SIGKILL)
+    os.kill(pid, signal.SIGSTOP if hang else signal.SIGKILL)
     out = {}
     try:
         wait_for(lambda: _state(lab, hv).get("up") is False, 15, f"the controller to mark {hv} down")
@@ -86,7 +89,10 @@ def _kill_and_restart(lab, hv: str, daemon: str, victim, observer) -> dict:
     except LabError:
         out["seconds_to_notice"] = None
     t1 = time.monotonic()
-    _restart(ovs, daemon)
+    if hang:
+        os.kill(pid, signal.SIGCONT)
+    else:
+        _restart(ovs, daemon)
     try:
         wait_for(lambda: ping(lab.vm(observer.name), str(victim.ip), timeout=0.2) == 1, 30,
                  f"{victim.name} to answer again", interval=0)
@@ -109,6 +115,7 @@ def hypervisor_restart(lab) -> dict:
     pinger.sendCmd(f"ping -n -i 0.01 -W 1 {b.ip}")
     results = {}
     try:
+        results["ovs-vswitchd hung"] = _kill_and_restart(lab, hv, "ovs-vswitchd", victim, observer, hang=True)
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
             results[daemon] = _kill_and_restart(lab, hv, daemon, victim, observer)
     finally:
