@@ -507,7 +507,7 @@ class PacketwalkController(app_manager.OSKenApp):
             return
         hv = self.net.hypervisors.get(snap.system_id)
         if hv is None:
-            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address)
+            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
             LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
         if self.dpid_of.get(hv.name) != snap.dpid:
@@ -606,9 +606,16 @@ class PacketwalkController(app_manager.OSKenApp):
         if not self.intent_read:
             return
         for hv in self.net.hypervisors.values():
-            if hv.up != self._alive(hv):
-                LOG.warning("hypervisor %s: %s", hv.name, "up" if not hv.up else "DOWN")
-            self.net.set_up(hv, self._alive(hv))
+            alive = self._alive(hv)
+            if alive == hv.up:
+                continue
+            LOG.warning("hypervisor %s: %s", hv.name, "up" if alive else "DOWN")
+            self.net.set_up(hv, alive)
+            if alive:                # back: what its br-int holds now is read, then the difference
+                self._reread(hv, "up again")
+            else:
+                self.rec.forget(hv.name)
+                self._send(self.dispatch.fail(hv.name))
         if not self.synced:
             if self._unsynced() or not self.net.hypervisors:
                 self._write_state()
