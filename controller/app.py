@@ -437,10 +437,10 @@ class PacketwalkController(app_manager.OSKenApp):
         decision = arp_logic.decide(self.net, port, eth, req, time.time())
         LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
         if decision.reply:
-            dp.send_msg(openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
+            self._out(dp, openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
         elif decision.forward:
             table = Table.FLOOD if decision.forward == "flood" else Table.L2_LOOKUP
-            dp.send_msg(openflow.packet_out(dp, port.ofport, msg.data, [
+            self._out(dp, openflow.packet_out(dp, port.ofport, msg.data, [
                 openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
         if decision.learned:
             self._converge()
@@ -451,7 +451,7 @@ class PacketwalkController(app_manager.OSKenApp):
             return
         frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac)
         LOG.info("%s: ICMP %d/%d to %s from router %s", port.lport, kind[0], kind[1], port.lport, gateway)
-        dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
+        self._out(dp, openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
 
     def _resolve(self, dp, port, msg):
         """A routed packet whose next hop has no binding: hold it, ARP from the router's LIF
@@ -471,7 +471,7 @@ class PacketwalkController(app_manager.OSKenApp):
         if sender and lif:
             LOG.info("router: who has %s on VNI %d? (asked from %s)", key[1], vni, host.name)
             request = arp_logic.arp_request(self.net.intent.vmac, lif, key[1])
-            sender.send_msg(openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
+            self._out(sender, openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
                 openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
                 openflow.Resubmit(Table.FLOOD)]))
         hub.spawn_after(RESOLVE_TIMEOUT, lambda: self.send_event(self.name, EventResolveTimeout(key)))
@@ -485,7 +485,7 @@ class PacketwalkController(app_manager.OSKenApp):
     def _release_resolved(self):
         for key in [k for k in self.pending if k[1] in self.net.bindings.get(k[0], {})]:
             for dp, port, data in self.pending.pop(key):
-                dp.send_msg(openflow.packet_out(dp, port.ofport, data, [
+                self._out(dp, openflow.packet_out(dp, port.ofport, data, [
                     openflow.SetField("tunnel_id", key[0]),
                     openflow.SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(key[1]))),
                     openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
@@ -676,6 +676,12 @@ class PacketwalkController(app_manager.OSKenApp):
                 self._xids[(dp.id, m.xid)] = (hv.name, s.bundle_id)
             self.links[dp.id].send(msgs)
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
+
+    def _out(self, dp, msg) -> None:
+        """A packet-out, through the hypervisor's send queue (never blocking this thread)."""
+        link = self.links.get(dp.id)
+        if link is not None:
+            link.send([msg])
 
     def _dp(self, hv: Hypervisor):
         return self.datapaths.get(self.dpid_of.get(hv.name))
