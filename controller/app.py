@@ -109,7 +109,8 @@ class EventResolveTimeout(event.EventBase):
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
-LIVENESS_TICK = 0.25   # s: how often the OVSDB sessions' state is looked at
+LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
+PUBLISH_INTERVAL = 0.1  # s: the state file and the database's reports, at most this often
 ECHO_INTERVAL = 0.5    # s between OpenFlow echo requests; after MAX_UNREPLIED_ECHOS unanswered: down
 MAX_UNREPLIED_ECHOS = 3
 
@@ -146,7 +147,9 @@ class PacketwalkController(app_manager.OSKenApp):
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
         self.port_gen = {}           # logical port -> the generation that attached it (port status)
         self._read = {}              # dpid -> our cookies read from br-int, until taken in
-        self._xids = {}              # (dpid, xid) -> (hypervisor, bundle id): errors name a bundle
+        self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
+        self._published_at = 0.0     # when the state file and the database reports were last written
+        self._publish_due = False
         self._tunnel_check = set()
         self._flow_stats_buf = {}
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
@@ -377,21 +380,23 @@ class PacketwalkController(app_manager.OSKenApp):
         hv = self._hv_of(msg.datapath.id)
         if not openflow.is_commit_reply(msg) or hv is None:
             return
-        self._xids = {k: v for k, v in self._xids.items() if v != (hv.name, msg.bundle_id)}
+        self._bundles.pop((msg.datapath.id, msg.bundle_id), None)
         self._send(self.dispatch.confirm(hv.name, msg.bundle_id))
         if self.dispatch.idle:
             self._pump()
-            self._report()
+            self._publish()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev):
         msg = ev.msg
-        found = self._xids.pop((msg.datapath.id, msg.xid), None)
+        found = next(((b, v) for (d, b), v in self._bundles.items()
+                      if d == msg.datapath.id and v[1] <= msg.xid <= v[2]), None)
         hv = self._hv_of(msg.datapath.id)
         LOG.error("OpenFlow %s: error type %d code %d%s", hv.name if hv else f"{msg.datapath.id:016x}",
-                  msg.type, msg.code, f" in bundle {found[1]}" if found else "")
+                  msg.type, msg.code, f" in bundle {found[0]}" if found else "")
         if hv is not None and found:
-            self._reread(hv, f"bundle {found[1]} refused")
+            del self._bundles[(msg.datapath.id, found[0])]
+            self._reread(hv, f"bundle {found[0]} refused")
             self._converge()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -569,6 +574,8 @@ class PacketwalkController(app_manager.OSKenApp):
                     self.workers[hv.address].read()
         if changed:
             self._converge()
+        elif self._publish_due:
+            self._publish()
 
     def _alive(self, hv: Hypervisor) -> bool:
         return hv.ovsdb_connected and self.dpid_of.get(hv.name) in self.datapaths
@@ -644,8 +651,17 @@ class PacketwalkController(app_manager.OSKenApp):
             self.dispatch.done(("tunnels", name), carry=True)
         self._pump()
         self._release_resolved()
-        self._report()
-        self._write_state()
+        self._publish()
+
+    def _publish(self, force: bool = False) -> None:
+        """The state file and the database's reports (both O(network)): at once if the last
+        were written more than PUBLISH_INTERVAL ago, else on the next liveness tick."""
+        if force or time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
+            self._published_at, self._publish_due = time.monotonic(), False
+            self._report()
+            self._write_state()
+        else:
+            self._publish_due = True
 
     def _pump(self):
         """Start the next plan if none is in flight."""
@@ -673,7 +689,7 @@ class PacketwalkController(app_manager.OSKenApp):
             msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
             for m in msgs:
                 dp.set_xid(m)
-                self._xids[(dp.id, m.xid)] = (hv.name, s.bundle_id)
+            self._bundles[(dp.id, s.bundle_id)] = (hv.name, msgs[0].xid, msgs[-1].xid)
             self.links[dp.id].send(msgs)
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
 
