@@ -713,7 +713,8 @@ class PacketwalkController(app_manager.OSKenApp):
         tmp = CONF.state_file + ".tmp"
         with open(tmp, "w") as f:
             installed = {h: len(self.rec.installed(h) or ()) for h in self.net.hypervisors}
-            json.dump(state_dict(self.net, self.flow_mods, installed), f, indent=1, sort_keys=True)
+            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized()},
+                      f, indent=1, sort_keys=True)
         os.replace(tmp, CONF.state_file)
 
 
