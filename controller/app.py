@@ -149,6 +149,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self._read = {}              # dpid -> our cookies read from br-int, until taken in
         self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
         self._published_at = 0.0     # when the state file and the database reports were last written
+        self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
         self._publish_due = False
         self._tunnel_check = set()
         self._flow_stats_buf = {}
@@ -197,9 +198,10 @@ class PacketwalkController(app_manager.OSKenApp):
         return {"generation": self.dispatch.generation, "realized": self.dispatch.realized}
 
     def wait_realized(self, generation: int, timeout: float) -> bool:
-        """(Any thread) True once `generation` is realized, False after `timeout` s."""
+        """(Any thread) True once `generation` is realized, False after `timeout` s. Reads
+        only `self.realized_now`, which the app's thread replaces whole (one atomic store)."""
         deadline = time.monotonic() + timeout
-        while self.dispatch.realized < generation:
+        while self.realized_now < generation:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
@@ -563,7 +565,7 @@ class PacketwalkController(app_manager.OSKenApp):
     def _liveness(self, ev):
         """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
         unanswered (os-ken then drops the connection): either way the hypervisor is down."""
-        changed = False
+        changed, self.realized_now = False, self.dispatch.realized
         for hv in self.net.hypervisors.values():
             db = self.dbs.get(hv.address)
             connected = bool(db and db.connected)
@@ -656,6 +658,7 @@ class PacketwalkController(app_manager.OSKenApp):
     def _publish(self, force: bool = False) -> None:
         """The state file and the database's reports (both O(network)): at once if the last
         were written more than PUBLISH_INTERVAL ago, else on the next liveness tick."""
+        self.realized_now = self.dispatch.realized
         if force or time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
             self._published_at, self._publish_due = time.monotonic(), False
             self._report()
