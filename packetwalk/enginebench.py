@@ -6,8 +6,8 @@ over `hypervisors`, with full-mesh tunnels; programs it from cold; then attaches
 detaches a new VM port a few times and reports, per attach: flows recomputed, flow-mods
 planned, and CPU ms (the engine, the reconciler, and rendering the plan's OpenFlow messages).
 `full=True` measures the full recompute instead (every hypervisor's flows, then a diff):
-what the controller did before the incremental engine. `packetwalk bench` calls this;
-`python -m packetwalk.enginebench 50x500 100x1000` prints it.
+what the controller did before the incremental engine. For `packetwalk bench` (issue 9's
+scale scenario) to call; `python -m packetwalk.enginebench 50x500 100x1000 [--full]` prints it.
 """
 from __future__ import annotations
 
