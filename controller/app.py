@@ -292,7 +292,7 @@ class PacketwalkController(app_manager.OSKenApp):
     def _watch_nb(self):
         """Say once that the database went away (the data plane keeps what it has, writes
         answer 504) and once that it is back (the IDL re-reads it; the model follows)."""
-        up = self.nb.idl._session.is_connected()   # python-ovs Idl has no is_connected()
+        up = self.nb.idl.is_connected()
         if self.nb.connected.is_set() and up != self._nb_up:
             if up:
                 LOG.warning("database %s: reachable again", self.nb.remote)
