@@ -208,3 +208,15 @@ def test_tunnels_are_asked_once_until_the_database_shows_them(lab):
     for name, wanted in asked.items():
         net.hypervisors[name].tunnel_state = {o: "up" for o in wanted}
     assert lab.rec.tunnels(net, HVS) == [] and lab.rec.requested == {}
+
+
+def test_a_change_undone_before_it_is_sent_sends_nothing(lab):
+    """Changes pile up while a plan is in flight: a port that goes and comes back (same
+    interface, same flows) in between costs no flow-mod at all."""
+    hv1 = lab.net.hypervisors["hv1"]
+    before = dict(hv1.interfaces)
+    lab.net.set_interfaces(hv1, {n: i for n, i in before.items() if i[1] != "vm1"})
+    lab.rec.feed(lab.engine.update())
+    lab.net.set_interfaces(hv1, before)
+    lab.rec.feed(lab.engine.update())
+    assert lab.rec.plan() is None and lab.converged()
