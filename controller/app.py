@@ -36,13 +36,11 @@ from controller import nbdb
 from controller import icmp
 from controller import openflow
 from controller.connection import Link, OvsdbWorker
-from controller.dispatch import Dispatch
-from controller.engine import Engine
+from controller.convergence import Actions, Convergence
 from controller.flows import Flow
 from controller.northbound import Conflict, NoAnswer
 from controller.model import IFACE_ID, Hypervisor, Network
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
-from controller.reconcile import Reconciler
 from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
 
 LOG = logging.getLogger("packetwalk.controller")
@@ -135,9 +133,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
-        self.engine = Engine(self.net)          # wanted flows, by difference (pure)
-        self.rec = Reconciler()                 # what each br-int holds and still needs (pure)
-        self.dispatch = Dispatch()              # plans in flight, confirmations, realized (pure)
+        self.conv = Convergence(self.net)       # engine, reconciler, dispatch (pure)
         self.datapaths = {}          # dpid -> datapath
         self.links = {}              # dpid -> Link (its send queue)
         self.dbs = {}                # management address -> HypervisorDB
@@ -146,7 +142,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self.dpid_of = {}            # hypervisor -> br-int's datapath ID, as its OVSDB says
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
         self.port_gen = {}           # logical port -> the generation that attached it (port status)
-        self._read = {}              # dpid -> our cookies read from br-int, until taken in
+        self._read = {}              # dpid -> our cookies read from br-int, until its hypervisor is known
         self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
         self._published_at = 0.0     # when the state file and the database reports were last written
         self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
@@ -189,13 +185,13 @@ class PacketwalkController(app_manager.OSKenApp):
             ev.future.set_exception(e)
 
     def installed_flows(self, hv: Hypervisor) -> list[Flow]:
-        installed = self.rec.installed(hv.name) or set()
-        return [f for c, f in self.engine.flows(hv.name).items() if c in installed]
+        installed = self.conv.rec.installed(hv.name) or set()
+        return [f for c, f in self.conv.engine.flows(hv.name).items() if c in installed]
 
     def realized(self) -> dict:
         """OVN's --wait=hv: `generation` counts the changes taken in; `realized` is the
         newest whose flows are confirmed on every hypervisor it touches."""
-        return {"generation": self.dispatch.generation, "realized": self.dispatch.realized}
+        return self.conv.realized
 
     def wait_realized(self, generation: int, timeout: float) -> bool:
         """(Any thread) True once `generation` is realized, False after `timeout` s. Reads
@@ -304,7 +300,8 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def _port_realized(self, lport: str) -> bool:
         """A port is up once the change that attached it is confirmed everywhere it touches."""
-        return self.port_gen.setdefault(lport, self.dispatch.generation) <= self.dispatch.realized
+        d = self.conv.dispatch
+        return self.port_gen.setdefault(lport, d.generation) <= d.realized
 
     def _report(self):
         """Hand the database what this controller knows now (written off this thread)."""
@@ -358,9 +355,7 @@ class PacketwalkController(app_manager.OSKenApp):
         """Read what hv's br-int holds again (reconnect, or an update it refused), then
         converge it by difference; meanwhile nothing waits for it."""
         LOG.info("%s: reading its flows again (%s)", hv.name, why)
-        self.rec.forget(hv.name)
-        self.engine.reset(hv.name)           # the full recompute: the fallback after a reconnect
-        self._send(self.dispatch.fail(hv.name))
+        self._send(self.conv.reread(hv.name))
         dp = self._dp(hv)
         if dp is not None:
             self._read.pop(dp.id, None)
@@ -372,8 +367,13 @@ class PacketwalkController(app_manager.OSKenApp):
         buf = self._flow_stats_buf.setdefault(dpid, set())
         buf.update(s.cookie for s in ev.msg.body)
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
-            self._read[dpid] = self._flow_stats_buf.pop(dpid)
-            LOG.info("OpenFlow: %016x holds %d of our flows", dpid, len(self._read[dpid]))
+            cookies = self._flow_stats_buf.pop(dpid)
+            LOG.info("OpenFlow: %016x holds %d of our flows", dpid, len(cookies))
+            hv = self._hv_of(dpid)
+            if hv is None:
+                self._read[dpid] = cookies           # taken in once its OVSDB says whose it is
+            else:
+                self.conv.read(hv.name, cookies)
             self._converge()
 
     @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
@@ -383,9 +383,8 @@ class PacketwalkController(app_manager.OSKenApp):
         if not openflow.is_commit_reply(msg) or hv is None:
             return
         self._bundles.pop((msg.datapath.id, msg.bundle_id), None)
-        self._send(self.dispatch.confirm(hv.name, msg.bundle_id))
-        if self.dispatch.idle:
-            self._pump()
+        self._act(self.conv.confirmed(hv.name, msg.bundle_id))
+        if self.conv.dispatch.idle:
             self._publish()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
@@ -413,8 +412,7 @@ class PacketwalkController(app_manager.OSKenApp):
         hv = self._hv_of(dp.id)
         if hv:
             hv.dpid = None
-            self.rec.forget(hv.name)
-            self._send(self.dispatch.fail(hv.name))
+            self._send(self.conv.forget(hv.name))
         self._converge()
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -521,6 +519,8 @@ class PacketwalkController(app_manager.OSKenApp):
             self.hv_by_dpid.pop(self.dpid_of.get(hv.name), None)
             self.dpid_of[hv.name] = snap.dpid
             self.hv_by_dpid[snap.dpid] = hv.name
+        if snap.dpid in self._read:
+            self.conv.read(hv.name, self._read.pop(snap.dpid))
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
         interfaces, tunnels, state = {}, {}, {}
@@ -552,8 +552,7 @@ class PacketwalkController(app_manager.OSKenApp):
     def _on_tunnels_done(self, ev):
         if ev.error is not None:
             LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor, ev.error)
-            self.rec.tunnels_failed(ev.hypervisor)
-            self.dispatch.done(("tunnels", ev.hypervisor))
+            self.conv.tunnels_failed(ev.hypervisor)
 
     # --- liveness ---------------------------------------------------------------------------
     def _liveness_ticker(self):
@@ -565,7 +564,7 @@ class PacketwalkController(app_manager.OSKenApp):
     def _liveness(self, ev):
         """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
         unanswered (os-ken then drops the connection): either way the hypervisor is down."""
-        changed, self.realized_now = False, self.dispatch.realized
+        changed, self.realized_now = False, self.conv.dispatch.realized
         for hv in self.net.hypervisors.values():
             db = self.dbs.get(hv.address)
             connected = bool(db and db.connected)
@@ -601,7 +600,7 @@ class PacketwalkController(app_manager.OSKenApp):
         named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
         named |= set(self.net.hypervisors)
         ready = {h.name for h in self.net.hypervisors.values()
-                 if h.ovsdb_connected and (h.name in self.rec.switches or self.dpid_of.get(h.name) in self._read)}
+                 if h.ovsdb_connected and (h.name in self.conv.rec.switches or h.name in self.conv.reads)}
         return named - ready
 
     def _converge(self):
@@ -623,8 +622,7 @@ class PacketwalkController(app_manager.OSKenApp):
             if alive:                # back: what its br-int holds now is read, then the difference
                 self._reread(hv, "up again")
             else:
-                self.rec.forget(hv.name)
-                self._send(self.dispatch.fail(hv.name))
+                self._send(self.conv.forget(hv.name))
         if not self.synced:
             if self._unsynced() or not self.net.hypervisors:
                 self._write_state()
@@ -632,33 +630,15 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
             self._learned_ports_not_back()
-        changes = self.engine.update()
-        self.rec.feed(changes)
-        for dpid, cookies in list(self._read.items()):
-            hv = self._hv_of(dpid)
-            if hv is not None and hv.name in self.engine.wanted:
-                self.rec.read(hv.name, cookies, self.engine.flows(hv.name))
-                del self._read[dpid]
-        if changes.flows or changes.full or changes.gone or changes.tunnels:
-            self.dispatch.change()
-        if self.rec.pending():
-            self.dispatch.wait_for(("pending",))
-        asked = set(self.rec.requested)
-        for update in self.rec.tunnels(self.net, changes.tunnels | self._tunnel_check):
-            LOG.info("%s: tunnels to %s", update.hypervisor, ", ".join(sorted(update.wanted)) or "none")
-            self.workers[self.net.hypervisors[update.hypervisor].address].tunnels(update.hypervisor, update)
-            self.dispatch.wait_for(("tunnels", update.hypervisor))
+        self._act(self.conv.converge(self._tunnel_check))
         self._tunnel_check.clear()
-        for name in asked - set(self.rec.requested):
-            self.dispatch.done(("tunnels", name), carry=True)
-        self._pump()
         self._release_resolved()
         self._publish()
 
     def _publish(self, force: bool = False) -> None:
         """The state file and the database's reports (both O(network)): at once if the last
         were written more than PUBLISH_INTERVAL ago, else on the next liveness tick."""
-        self.realized_now = self.dispatch.realized
+        self.realized_now = self.conv.dispatch.realized
         if force or time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
             self._published_at, self._publish_due = time.monotonic(), False
             self._report()
@@ -666,17 +646,15 @@ class PacketwalkController(app_manager.OSKenApp):
         else:
             self._publish_due = True
 
-    def _pump(self):
-        """Start the next plan if none is in flight."""
-        while self.dispatch.idle:
-            plan = self.rec.plan()
-            if plan is None:
-                self.dispatch.done(("pending",))
-                self.dispatch.settle()
-                return
+    def _act(self, actions: Actions) -> None:
+        """Do what the convergence says: tunnel ports to the OVSDB workers, bundles to the links."""
+        for plan in actions.plans:
             LOG.info("plan %d: %s", plan.seq, "; ".join(
                 ", ".join(f"{u.hypervisor} +{len(u.add)} -{len(u.delete)}" for u in stage) for stage in plan.stages))
-            self._send(self.dispatch.start(plan))
+        for update in actions.tunnels:
+            LOG.info("%s: tunnels to %s", update.hypervisor, ", ".join(sorted(update.wanted)) or "none")
+            self.workers[self.net.hypervisors[update.hypervisor].address].tunnels(update.hypervisor, update)
+        self._send(actions.sends)
 
     def _send(self, sends):
         """Each send as one bundle on its hypervisor's link; a hypervisor that is gone is
@@ -687,7 +665,7 @@ class PacketwalkController(app_manager.OSKenApp):
             hv = self.net.hypervisors.get(s.hypervisor)
             dp = self._dp(hv) if hv else None
             if dp is None:
-                sends += self.dispatch.fail(s.hypervisor)
+                sends += self.conv.dispatch.fail(s.hypervisor)
                 continue
             msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
             for m in msgs:
@@ -715,7 +693,7 @@ class PacketwalkController(app_manager.OSKenApp):
             return
         tmp = CONF.state_file + ".tmp"
         with open(tmp, "w") as f:
-            installed = {h: len(self.rec.installed(h) or ()) for h in self.net.hypervisors}
+            installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
             json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized()},
                       f, indent=1, sort_keys=True)
         os.replace(tmp, CONF.state_file)

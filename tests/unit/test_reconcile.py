@@ -4,12 +4,11 @@ tables (fakeoftable.py) that must end up holding exactly the wanted flows."""
 import pytest
 
 from controller import openflow
+from controller.convergence import Convergence
 from controller.dispatch import Dispatch
-from controller.engine import Engine
 from controller.intent import parse_intent
 from controller.l2 import unicast_local
 from controller.model import Hypervisor, Network
-from controller.reconcile import Reconciler
 from controller.tables import Table
 from fakeoftable import DP, FakeOFTable
 
@@ -26,10 +25,13 @@ PLACEMENT = {"hv1": ["vm1", "vm2"], "hv2": ["vm3", "vm4"], "hv3": ["vm5", "vm6"]
 
 
 class Lab:
-    """Controller logic (engine, reconciler, dispatch) and fake br-ints, no I/O."""
+    """The controller's convergence (engine, reconciler, dispatch: what the app runs) and
+    fake br-ints; the messages each bundle becomes go to the fake switch, its commit reply
+    comes back, as the app's links and handlers would do."""
     def __init__(self):
         self.net = Network(parse_intent(INTENT))
-        self.engine, self.rec, self.dispatch = Engine(self.net), Reconciler(), Dispatch()
+        self.conv = Convergence(self.net)
+        self.engine, self.rec, self.dispatch = self.conv.engine, self.conv.rec, self.conv.dispatch
         self.tables = {h: FakeOFTable() for h in HVS}
         self.ofport = 0
         for i, name in enumerate(HVS, start=1):
@@ -55,29 +57,25 @@ class Lab:
 
     def connect(self, hv):
         """OpenFlow up, flows read back (a flow-stats reply)."""
-        self.engine.update()
-        self.rec.read(hv, self.tables[hv].cookies(), self.engine.flows(hv))
+        self.conv.read(hv, self.tables[hv].cookies())
         self.converge()
 
     def converge(self, after_stage=None):
-        self.rec.feed(self.engine.update())
-        self.dispatch.change()
-        while self.dispatch.idle and (plan := self.rec.plan()):
-            sends = self.dispatch.start(plan)
-            while sends:
-                self.stages.append({s.hypervisor: s.update for s in sends})
-                replies = []
-                for s in sends:
-                    table = self.tables[s.hypervisor]
-                    for msg in openflow.bundle(DP, s.bundle_id, openflow.update_messages(DP, s.update)):
-                        table.send(msg)
-                    [reply] = table.replies
-                    table.replies.clear()
-                    assert openflow.is_commit_reply(reply) and reply.bundle_id == s.bundle_id
-                    replies.append((s.hypervisor, reply.bundle_id))
-                if after_stage:
-                    after_stage(self)
-                sends = [n for hv, b in replies for n in self.dispatch.confirm(hv, b)]
+        sends = self.conv.converge().sends
+        while sends:
+            self.stages.append({s.hypervisor: s.update for s in sends})
+            replies = []
+            for s in sends:
+                table = self.tables[s.hypervisor]
+                for msg in openflow.bundle(DP, s.bundle_id, openflow.update_messages(DP, s.update)):
+                    table.send(msg)
+                [reply] = table.replies
+                table.replies.clear()
+                assert openflow.is_commit_reply(reply) and reply.bundle_id == s.bundle_id
+                replies.append((s.hypervisor, reply.bundle_id))
+            if after_stage:
+                after_stage(self)
+            sends = [n for hv, b in replies for n in self.conv.confirmed(hv, b).sends]
 
     def converged(self) -> bool:
         return all(t.holds_exactly(self.engine.flows(h)) for h, t in self.tables.items())
