@@ -77,7 +77,8 @@ class Dispatch:
     def start(self, plan: Plan, generation: int | None = None) -> list[Send]:
         """Take `plan` (only when idle); its first stage's bundles."""
         assert self.plan is None, "one plan at a time"
-        gen = self.generation if generation is None else generation
+        pending = self._open.pop(("pending",), None)      # the plan carries what was pending
+        gen = generation if generation is not None else pending if pending is not None else self.generation
         if self._carried is not None:
             gen, self._carried = min(gen, self._carried), None
         self.plan, self.plan_gen, self._stage = plan, gen, 0

@@ -218,3 +218,27 @@ def test_a_change_undone_before_it_is_sent_sends_nothing(lab):
     lab.net.set_interfaces(hv1, before)
     lab.rec.feed(lab.engine.update())
     assert lab.rec.plan() is None and lab.converged()
+
+
+def test_realized_follows_each_plan_under_a_stream_of_changes():
+    """Changes keep coming while plans are in flight: each generation is realized as soon as
+    the plan carrying it is confirmed, not only when the stream stops."""
+    d = Dispatch()
+    g1 = d.change()
+    d.wait_for(("pending",))
+    sends = d.start(_plan(1))
+    g2 = d.change()                        # arrives while plan 1 is in flight
+    d.wait_for(("pending",))
+    assert d.realized == g1 - 1
+    d.confirm(sends[0].hypervisor, sends[0].bundle_id)
+    assert d.idle and d.realized == g2 - 1        # g1 is realized, g2 still pending
+    sends = d.start(_plan(2))
+    g3 = d.change()
+    d.wait_for(("pending",))
+    d.confirm(sends[0].hypervisor, sends[0].bundle_id)
+    assert d.realized == g3 - 1 >= g2
+
+
+def _plan(seq):
+    from controller.reconcile import FlowUpdate, Plan
+    return Plan(seq, ((FlowUpdate("hv1", (), (seq,)),),))
