@@ -66,6 +66,23 @@ def parse(argv: list[str], prog: str, project: str = "os_ken") -> list[str]:
     return [APP_NAMES.get(a, a) for a in apps]
 
 
+def with_defaults(named: list[str], default_apps=()) -> list[str]:
+    """The apps to run: `default_apps`, then the ones named; as Ryu did, the OpenFlow handler
+    alone if none. With the controller among them, its liveness defaults: a switch that stops
+    answering echoes is dropped (its hypervisor marked down) within ECHO_INTERVAL *
+    (MAX_UNREPLIED_ECHOS + 1) s (os-ken's echo options in a --config-file still override)."""
+    from os_ken import cfg
+    import controller.app
+    apps = list(dict.fromkeys([*default_apps, *named])) or ["os_ken.controller.ofp_handler"]
+    for name, value in (("echo_request_interval", controller.app.ECHO_INTERVAL),
+                        ("maximum_unreplied_echo_requests", controller.app.MAX_UNREPLIED_ECHOS)):
+        if CONTROLLER_APP in apps:
+            cfg.CONF.set_default(name, value)
+        else:
+            cfg.CONF.clear_default(name)
+    return apps
+
+
 def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONTROLLER_APP,),
         project: str = "os_ken") -> int:
     """Parse, load the apps (`default_apps` first, then the ones named), run until stopped."""
@@ -83,8 +100,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
     except ConfigError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
-    # as Ryu did: with no application named, run just the OpenFlow handler
-    apps = list(dict.fromkeys([*default_apps, *named])) or ["os_ken.controller.ofp_handler"]
+    apps = with_defaults(named, default_apps)
     log.init_log()
     if cfg.CONF.pid_file:
         with open(cfg.CONF.pid_file, "w") as f:

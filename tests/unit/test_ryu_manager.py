@@ -134,3 +134,15 @@ def test_an_exception_in_a_handler_is_logged_and_the_app_takes_the_next_event(ca
         app.stop()
         app_manager.unregister_app(app)
     assert "a bug in the app" in caplog.text
+
+
+
+def test_the_controllers_liveness_defaults_apply_only_when_it_runs():
+    from os_ken import cfg
+    import controller.app
+    runtime.with_defaults(runtime.parse(["packetwalk"], prog="ryu-manager"))
+    assert cfg.CONF.echo_request_interval == controller.app.ECHO_INTERVAL
+    assert runtime.with_defaults(runtime.parse(["app.py"], prog="ryu-manager")) == ["app.py"]
+    assert cfg.CONF.echo_request_interval == 15                       # os-ken's own, for a Ryu app alone
+    assert runtime.with_defaults([], ()) == ["os_ken.controller.ofp_handler"]     # Ryu's: no app named
+    assert runtime.with_defaults(["x"], ("controller.app",)) == ["controller.app", "x"]
