@@ -112,9 +112,11 @@ def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
             elif where.name in hv.tunnels:
                 flows.append(unicast_to_tunnel(vni, mac, a.vm, hv.tunnels[where.name]))
     for vni in sorted(local):
-        flows.append(arp_ask_controller(vni))
+        if net.arp_suppression:
+            flows.append(arp_ask_controller(vni))
         for b in net.bindings[vni].values():
-            flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
+            if net.arp_suppression or b.source == "lif":    # a router answers for itself
+                flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
         tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
                    if o is not hv and o.name in hv.tunnels]
         ports = [a.ofport for a in hv.attachments.values() if a.vni == vni]

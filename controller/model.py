@@ -67,6 +67,7 @@ class Network:
         self.conflicts: list[dict] = []
         self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, port) -> when first seen
         self._seq = 0
+        self.arp_suppression = True    # off: ARP is flooded (head-end replication) and answered by its target
         self.set_topology(topology)
 
     def set_topology(self, topology: Topology) -> None:

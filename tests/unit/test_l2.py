@@ -246,3 +246,12 @@ def test_a_frame_from_a_tunnel_is_never_sent_to_a_tunnel(net):
                 for dst in [*macs, UNKNOWN_MAC, BROADCAST]:
                     out, _ = walk(fs, in_port=port, tunnel_id=vni, eth_type=ETH_IP, eth_dst=dst)
                     assert not set(out) & set(TUNNEL.values()), (hv.name, port, vni, dst, out)
+
+
+def test_with_arp_suppression_off_a_broadcast_arp_floods_to_the_vteps_of_its_vni(net):
+    net.arp_suppression = False
+    _, b1 = vm(net, "b1")
+    fs = flows(net, "hv1")
+    out, pkt = walk(fs, **arp_request(b1, "10.1.1.11", "10.1.1.12"))   # b2's IP: known, not answered
+    assert sorted(out) == [3, TUNNEL["hv2"]] and pkt["arp_op"] == 1
+    assert not [f for f in fs if f.table == Table.ARP_RESPONDER and f.priority > 0]
