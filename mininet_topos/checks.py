@@ -181,10 +181,22 @@ def attach(lab, rounds: int = 10) -> dict:
     count the flow-mods each attach sends (per hypervisor) and time from the port's
     attachment to the first ping reply from a VM on another hypervisor (2 ms ping interval).
     The figures are reported; ok means every attach was reachable again."""
-    from mininet_topos.lab import wait_for
     vm, observer = _pair_across_hypervisors(lab)
     if vm is None:
         return {"ok": True, "skipped": "no two VMs of one switch on different hypervisors"}
+    latencies, mods = attach_rounds(lab, vm, observer, rounds)
+    got = sorted(x for x in latencies if x is not None)
+    return {"ok": len(got) == rounds, "vm": vm.name, "observer": observer.name, "rounds": rounds,
+            "attach_to_first_reply_ms": {"p50": got[len(got) // 2] if got else None,
+                                         "max": got[-1] if got else None, "all": latencies},
+            "flow_mods_per_attach": mods}
+
+
+def attach_rounds(lab, vm, observer, rounds: int) -> tuple[list, list]:
+    """Detach and re-attach `vm`'s port `rounds` times while `observer` pings it every 2 ms.
+    Returns (ms from each attachment to the first reply, or None; flow-mods each attach
+    sent per hypervisor)."""
+    from mininet_topos.lab import wait_for
     hv = lab.hv(lab.placement[vm.name]).ovs
     sw = lab.topo.switch(vm.switch)
     attached = lambda: vm.name in lab.controller_state()["hypervisors"][hv.name]["attachments"]
@@ -202,11 +214,7 @@ def attach(lab, rounds: int = 10) -> dict:
         wait_for(attached, 10, f"{vm.name} to be attached")
         now = _flow_mods(lab)
         mods.append({h: now[h] - before.get(h, 0) for h in now if now[h] != before.get(h, 0)})
-    got = sorted(x for x in latencies if x is not None)
-    return {"ok": len(got) == rounds, "vm": vm.name, "observer": observer.name, "rounds": rounds,
-            "attach_to_first_reply_ms": {"p50": got[len(got) // 2] if got else None,
-                                         "max": got[-1] if got else None, "all": latencies},
-            "flow_mods_per_attach": mods}
+    return latencies, mods
 
 
 def _attach_now(hv, vm, sw) -> float:
@@ -297,6 +305,15 @@ def underlay_macs(lab) -> dict:
     every VM's (and the router's)."""
     ping_pairs(lab, [(a.name, b.name) for a, b in itertools.permutations(lab.topo.vms, 2)
                      if expected_reachable(lab.topo, a, b)])
+    table = underlay_mac_table(lab)
+    seen_vms = sorted(v for v in table.values() if v.startswith("VM "))
+    return {"ok": lab.topo.kind == "physical" or not seen_vms, "learned": len(table),
+            "vm_macs_seen": len(seen_vms), "mac_table": table}
+
+
+def underlay_mac_table(lab) -> dict[str, str]:
+    """The MACs the underlay switch has learned, each with what it is ("VM vm1", "hv1 VTEP
+    192.168.50.1", "router r1 10.1.1.1", ...)."""
     import subprocess
     from dataplane.hypervisor import UPLINK
     from mininet_topos.lab import UNDERLAY
@@ -313,10 +330,7 @@ def underlay_macs(lab) -> dict:
         for r in lab.topo.routers:
             for i in r.interfaces:
                 known[_mac(lab.hv(r.name), f"vlan{lab.topo.switch(i.switch).vlan}")] = f"router {r.name} {i.ip}"
-    table = {mac: f"VM {vm_macs[mac]}" if mac in vm_macs else known.get(mac, "other") for mac in learned}
-    seen_vms = sorted(v for v in table.values() if v.startswith("VM "))
-    return {"ok": lab.topo.kind == "physical" or not seen_vms, "learned": len(learned),
-            "vm_macs_seen": len(seen_vms), "mac_table": table}
+    return {mac: f"VM {vm_macs[mac]}" if mac in vm_macs else known.get(mac, "other") for mac in learned}
 
 
 def _mac(node, interface: str) -> str:
