@@ -24,27 +24,28 @@ from mininet_topos.lab import Lab
 from mininet_topos.topology import load_topology
 
 SWITCHES = ({"name": "web", "net": 1}, {"name": "app", "net": 2})
-FIRST_HOST = 11                 # 10.1.1.11, 10.1.1.12, ... like the seed
+FIRST_HOST = 11                 # 10.x.0.11, 10.x.0.12, ... like the seed
 
 
 def grid(hypervisors: int, vms_per_hypervisor: int, kind: str = "overlay") -> dict:
     """The seed's network at a size: hv1..hvN, vm1..vm(N*M) with vmK on hv((K-1)//M + 1), VMs
-    alternating between switches web (10.1.1.0/24) and app (10.1.2.0/24), one router whose
-    LIFs (.1) are their gateways. Overlay: VNIs 5001/5002 and a distributed router; physical:
+    alternating between switches web (10.1.0.0/16) and app (10.2.0.0/16), one router whose
+    LIFs (10.x.0.1) are their gateways. Overlay: VNIs 5001/5002 and a distributed router; physical:
     VLANs 101/102 and one central router on a stick (the seed's first scenario)."""
     overlay = kind == "overlay"
     vms = []
     for k in range(hypervisors * vms_per_hypervisor):
         sw = SWITCHES[k % 2]
+        host = FIRST_HOST + k // 2
         vms.append({"name": f"vm{k + 1}", "hypervisor": f"hv{k // vms_per_hypervisor + 1}",
-                    "switch": sw["name"], "ip": f"10.1.{sw['net']}.{FIRST_HOST + k // 2}"})
+                    "switch": sw["name"], "ip": f"10.{sw['net']}.{host // 256}.{host % 256}"})
     segment = ("vni", 5000) if overlay else ("vlan", 100)
     return {"name": f"{'g' if overlay else 'p'}{hypervisors}x{vms_per_hypervisor}", "kind": kind,
             "hypervisors": [{"name": f"hv{i + 1}"} for i in range(hypervisors)],
             "logical_switches": [{"name": sw["name"], segment[0]: segment[1] + sw["net"],
-                                  "subnet": f"10.1.{sw['net']}.0/24"} for sw in SWITCHES],
+                                  "subnet": f"10.{sw['net']}.0.0/16"} for sw in SWITCHES],
             "logical_routers": [{"name": "dlr1" if overlay else "r1", "interfaces": [
-                {"switch": sw["name"], "ip": f"10.1.{sw['net']}.1"} for sw in SWITCHES]}],
+                {"switch": sw["name"], "ip": f"10.{sw['net']}.0.1"} for sw in SWITCHES]}],
             "vms": vms}
 
 
