@@ -1,33 +1,31 @@
 """The northbound REST API: routes only (FastAPI), served by uvicorn in a thread of the
 controller process.
 
-The model belongs to the os-ken app's thread, so a route never touches it: it hands a
-function to `call`, which runs it there (app.py: an EventCall with a Future) and returns
-its result or raises its error. The functions are northbound.py's; schemas.py has the
-JSON shapes. Refusals are {"detail": "..."} with 400/409 (a rule), 404 (an unknown
+The model belongs to the os-ken app's thread, so a route never touches it: a read hands a
+function to `ctl.call`, which runs it there (app.py: an EventCall with a Future) and returns
+its result or raises its error; a write is a database transaction made in the route's own
+thread (northbound.py), after which the model follows. schemas.py has the JSON shapes. Refusals are {"detail": "..."} with 400/409 (a rule), 404 (an unknown
 name), 422 (a request of the wrong shape, from FastAPI) or 504 (no answer in time).
 """
 from __future__ import annotations
 
 import socket
 import threading
-from typing import Callable, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-import packetwalk
+from importlib.metadata import version
 from controller import northbound as nb
 from controller import schemas as s
 
-T = TypeVar("T")
-Call = Callable[[Callable[[nb.Controller], T]], T]
 REFUSED = {code: {"model": s.Problem} for code in (400, 404, 409, 504)}
 
 
-def create_api(call: Call) -> FastAPI:
-    api = FastAPI(title="packetwalk controller", version=packetwalk.__version__,
+def create_api(ctl: nb.Controller) -> FastAPI:
+    call = ctl.call
+    api = FastAPI(title="packetwalk controller", version=version("packetwalk"),
                   description="NSX-style northbound API: hypervisors (VTEPs), logical switches, "
                               "logical routers, and the controller's tables.")
     v1 = APIRouter(prefix="/v1", responses=REFUSED)
@@ -63,7 +61,7 @@ def create_api(call: Call) -> FastAPI:
 
     @v1.post("/logical-switches", tags=["logical switches"], response_model=s.SwitchOut, status_code=201)
     def create_switch(body: s.SwitchIn):
-        return call(lambda c: nb.create_switch(c, body.model_dump()))
+        return nb.create_switch(ctl, body.model_dump())
 
     @v1.get("/logical-switches/{name}", tags=["logical switches"], response_model=s.SwitchOut)
     def get_switch(name: str):
@@ -71,11 +69,11 @@ def create_api(call: Call) -> FastAPI:
 
     @v1.patch("/logical-switches/{name}", tags=["logical switches"], response_model=s.SwitchOut)
     def update_switch(name: str, body: s.SwitchPatch):
-        return call(lambda c: nb.update_switch(c, name, body.model_dump(exclude_unset=True)))
+        return nb.update_switch(ctl, name, body.model_dump(exclude_unset=True))
 
     @v1.delete("/logical-switches/{name}", tags=["logical switches"], status_code=204)
     def delete_switch(name: str):
-        call(lambda c: nb.delete_switch(c, name))
+        nb.delete_switch(ctl, name)
 
     @v1.get("/logical-switches/{name}/vteps", tags=["logical switches"], response_model=s.VtepTableOut)
     def vtep_table(name: str):
@@ -92,20 +90,20 @@ def create_api(call: Call) -> FastAPI:
     @v1.post("/logical-switches/{name}/bindings", tags=["logical switches"], response_model=s.BindingOut,
              status_code=201)
     def add_binding(name: str, body: s.BindingIn):
-        return call(lambda c: nb.add_binding(c, name, body.model_dump()))
+        return nb.add_binding(ctl, name, body.model_dump())
 
     @v1.delete("/logical-switches/{name}/bindings/{ip}", tags=["logical switches"], status_code=204)
     def delete_binding(name: str, ip: str):
-        call(lambda c: nb.delete_binding(c, name, ip))
+        nb.delete_binding(ctl, name, ip)
 
     # --- logical routers --------------------------------------------------------------------
     @v1.get("/routers", tags=["logical routers"], response_model=list[s.RouterOut])
     def list_routers():
-        return call(lambda c: [nb.router_row(c.net, r) for r in c.net.topology.routers])
+        return call(lambda c: [nb.router_row(c.net, r) for r in c.net.intent.routers])
 
     @v1.post("/routers", tags=["logical routers"], response_model=s.RouterOut, status_code=201)
     def create_router(body: s.RouterIn):
-        return call(lambda c: nb.create_router(c, body.model_dump()))
+        return nb.create_router(ctl, body.model_dump())
 
     @v1.get("/routers/{name}", tags=["logical routers"], response_model=s.RouterOut)
     def get_router(name: str):
@@ -113,23 +111,72 @@ def create_api(call: Call) -> FastAPI:
 
     @v1.delete("/routers/{name}", tags=["logical routers"], status_code=204)
     def delete_router(name: str):
-        call(lambda c: nb.delete_router(c, name))
+        nb.delete_router(ctl, name)
 
     @v1.post("/routers/{name}/interfaces", tags=["logical routers"], response_model=s.RouterOut, status_code=201)
     def add_interface(name: str, body: s.InterfaceIn):
-        return call(lambda c: nb.add_interface(c, name, body.model_dump()))
+        return nb.add_interface(ctl, name, body.model_dump())
 
     @v1.delete("/routers/{name}/interfaces/{switch}", tags=["logical routers"], status_code=204)
     def delete_interface(name: str, switch: str):
-        call(lambda c: nb.delete_interface(c, name, switch))
+        nb.delete_interface(ctl, name, switch)
 
     @v1.post("/routers/{name}/routes", tags=["logical routers"], response_model=s.RouterOut, status_code=201)
     def add_route(name: str, body: s.RouteIn):
-        return call(lambda c: nb.add_route(c, name, body.model_dump()))
+        return nb.add_route(ctl, name, body.model_dump())
 
     @v1.delete("/routers/{name}/routes", tags=["logical routers"], status_code=204)
     def delete_route(name: str, prefix: str = Query(examples=["0.0.0.0/0"])):
-        call(lambda c: nb.delete_route(c, name, prefix))
+        nb.delete_route(ctl, name, prefix)
+
+    # --- logical ports (a hypervisor interface names one in external_ids:iface-id) ---------
+    @v1.get("/logical-ports", tags=["logical ports"], response_model=list[s.PortOut])
+    def list_ports():
+        return call(lambda c: [nb.port_row(c.net, p.name) for p in sorted(c.net.intent.ports, key=lambda p: p.name)])
+
+    @v1.post("/logical-ports", tags=["logical ports"], response_model=s.PortOut, status_code=201)
+    def create_port(body: s.PortIn):
+        return nb.create_port(ctl, body.model_dump())
+
+    @v1.get("/logical-ports/{name}", tags=["logical ports"], response_model=s.PortOut)
+    def get_port(name: str):
+        return call(lambda c: nb.port_row(c.net, name))
+
+    @v1.patch("/logical-ports/{name}", tags=["logical ports"], response_model=s.PortOut)
+    def update_port(name: str, body: s.PortPatch):
+        return nb.update_port(ctl, name, body.model_dump(exclude_unset=True))
+
+    @v1.delete("/logical-ports/{name}", tags=["logical ports"], status_code=204)
+    def delete_port(name: str):
+        nb.delete_port(ctl, name)
+
+    @v1.get("/learned-bindings", tags=["logical ports"], response_model=list[s.LearnedOut])
+    def learned_bindings():
+        """Addresses learned from the ARP of "learn the IP" ports."""
+        return call(lambda c: nb.learned_rows(c.net))
+
+    @v1.delete("/learned-bindings/{switch}/{ip}", tags=["logical ports"], status_code=204)
+    def forget_learned(switch: str, ip: str):
+        nb.forget_learned(ctl, switch, ip)
+
+    # --- the whole intent, and global settings ------------------------------------------------
+    @v1.get("/intent", tags=["intent"])
+    def get_intent():
+        """The whole logical network, in the shape PUT takes (`packetwalk apply`)."""
+        return call(lambda c: c.net.intent.to_dict())
+
+    @v1.put("/intent", tags=["intent"], response_model=s.ApplyOut)
+    def put_intent(body: s.IntentIn):
+        """Make the logical network exactly this (what is not here is deleted); say what changed."""
+        return nb.apply_intent(ctl, body.model_dump())
+
+    @v1.get("/settings", tags=["intent"], response_model=s.SettingsOut)
+    def get_settings():
+        return call(nb.settings_row)
+
+    @v1.patch("/settings", tags=["intent"], response_model=s.SettingsOut)
+    def update_settings(body: s.SettingsIn):
+        return nb.update_settings(ctl, body.model_dump(exclude_unset=True))
 
     # --- the controller's own view ------------------------------------------------------------
     @v1.get("/conflicts", tags=["controller"], response_model=list[s.ConflictOut])

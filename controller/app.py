@@ -1,11 +1,16 @@
 """The NSX-controller app: a thin os-ken shim over controller/model.py and the flow modules.
 
-Hypervisors connect over OpenFlow 1.3 (br-int); the app then opens OVSDB to the address
-they connected from, learns who they are (system-id, VTEP IP) and their VM ports, makes
-the tunnel ports it wants, and keeps every hypervisor's flows at the wanted state by
-difference (its flows are known by cookie; nothing is ever flushed). The northbound REST
-API (controller/api.py) runs in its own thread and reaches the model only through
-EventCall: the app's thread runs the request and hands back the answer.
+Intent lives in the controller's own database (controller/nbdb.py: an embedded
+ovsdb-server, or a Raft cluster given with --nb); the app follows it through an IDL, so
+any writer's change (the API, `packetwalk apply`, ovsdb-client, another controller)
+reaches the data plane. Hypervisors connect over OpenFlow 1.3 (br-int); the app then
+opens OVSDB to the address they connected from, learns who they are (system-id, VTEP IP)
+and which logical ports their interfaces are (external_ids:iface-id), makes the tunnel
+ports it wants, and keeps every hypervisor's flows at the wanted state by difference (its
+flows are known by cookie; nothing is ever flushed). What it learns (bindings from ARP,
+hypervisors, port status) it writes back to the database, off its own thread. The
+northbound REST API (controller/api.py) runs in its own thread and reaches the model only
+through EventCall: the app's thread runs the request and hands back the answer.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 
 from os_ken import cfg
 from os_ken.base import app_manager
@@ -25,26 +31,36 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import api
 from controller import arp as arp_logic
+from controller import nbdb
 from controller import icmp
 from controller import openflow
 from controller.flows import Flow, diff
-from controller.northbound import NoAnswer
+from controller.northbound import Conflict, NoAnswer
 from controller.pipeline import hypervisor_flows
-from controller.model import ATTACHMENT_KEYS, Binding, Hypervisor, Network, parse_attachment
+from controller.model import IFACE_ID, Hypervisor, Network
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
 from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
-from mininet_topos.topology import Topology, load_topology, parse_topology
 
 LOG = logging.getLogger("packetwalk.controller")
 CONF = cfg.CONF
 CONF.register_cli_opts([
-    cfg.StrOpt("topology", default=None, help="topology YAML: logical switches, routers, static bindings"),
+    cfg.StrOpt("db-dir", default="/var/lib/packetwalk",
+               help="the embedded database's directory (used when --nb is not given)"),
+    cfg.StrOpt("nb", default=None,
+               help="the controller's database: its server(s), e.g. tcp:10.0.0.1:6641,tcp:10.0.0.2:6641,"
+                    "tcp:10.0.0.3:6641 (a Raft cluster); default: an embedded server on --db-dir"),
     cfg.StrOpt("state-file", default=None, help="write the controller's tables here as JSON on every change"),
     cfg.StrOpt("api-listen-host", default="127.0.0.1", help="northbound REST API address (loopback by default)"),
     cfg.IntOpt("api-port", default=8181, help="northbound REST API port (0: no API)"),
 ])
-_EMPTY = {"name": "empty", "hypervisors": [{"name": "none"}],
-          "logical_switches": [{"name": "none", "vni": 4096, "subnet": "10.255.255.0/24"}]}
+
+
+class EventNbChanged(event.EventBase):
+    pass
+
+
+class EventTick(event.EventBase):
+    pass
 
 
 class EventOvsdbChanged(event.EventBase):
@@ -80,15 +96,25 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        topo = load_topology(CONF.topology) if CONF.topology else parse_topology(_EMPTY)
-        self.net = Network(topo)
+        self.net = Network()
+        self.server = None
+        if not CONF.nb:
+            self.server = nbdb.EmbeddedServer(CONF.db_dir)
+            LOG.info("database: %s", self.server.prepare())
+            self.server.start()
+        self.nb = nbdb.NbClient(CONF.nb or self.server.remote, self._nb_changed)
+        self.reporter = nbdb.Reporter(self.nb)
+        self.generation = 0
+        self.intent_read = False     # nothing is converged before intent and learned state are read
+        self._nb_dirty = False
+        self._reported = None
+        self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
         self.datapaths = {}          # management address -> datapath
         self.dbs = {}                # management address -> HypervisorDB
         self.installed = {}          # management address -> set of our cookies on br-int
         self.flows = {}              # management address -> the flows those cookies are (as last sent)
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
-        self.rejected = {}           # (address, port) -> reason, logged once
         self._dirty = set()
         self._flow_stats_buf = {}
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
@@ -98,8 +124,10 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def start(self):
         thread = super().start()
+        hub.spawn(self._connect_nb)
+        hub.spawn(self._ticker)
         if self._api_socket:
-            api.serve(api.create_api(self.call), self._api_socket)
+            api.serve(api.create_api(self), self._api_socket)
             LOG.info("northbound API on http://%s:%d/v1 (OpenAPI: /openapi.json)", CONF.api_listen_host, CONF.api_port)
         return thread
 
@@ -126,18 +154,100 @@ class PacketwalkController(app_manager.OSKenApp):
     def installed_flows(self, hv: Hypervisor) -> list[Flow]:
         return list(self.flows.get(hv.address, {}).values())
 
-    def apply_topology(self, topology: Topology) -> None:
-        """A checked change of the logical topology, live: the model swaps it in, every
-        hypervisor's ports are read again (a port naming a new switch attaches now), and
-        the data plane converges."""
-        LOG.info("northbound API: logical topology changed: switches %s; routers %s",
-                 ", ".join(f"{s.name}({s.vni})" for s in topology.switches) or "none",
-                 ", ".join(r.name for r in topology.routers) or "none")
-        self.net.set_topology(topology)
-        self.rejected.clear()
-        for address in list(self.dbs):
-            self._ovsdb_changed(address)
+    def stop(self):
+        if self.server:
+            self.server.stop()
+        super().stop()
+
+    # --- the controller's database ---------------------------------------------------------
+    def _connect_nb(self):
+        self.nb.connect()
+        LOG.info("database: connected to %s", self.nb.remote)
+        self._nb_changed()
+
+    def _nb_changed(self, table=None):
+        """Called from the IDL's thread: coalesce into one event for the app's thread."""
+        if table in nbdb.LEARNED_TABLES and self.intent_read:
+            return                   # our own reports (a second controller's are issue 13's)
+        with self._lock:
+            if self._nb_dirty:
+                return
+            self._nb_dirty = True
+        self.send_event(self.name, EventNbChanged())
+
+    @set_ev_cls(EventNbChanged)
+    def _on_nb(self, ev):
+        with self._lock:
+            self._nb_dirty = False
+        self.sync_intent()
+
+    def sync_intent(self) -> None:
+        """Make the model follow the database's intent (and, on the first read, the learned
+        bindings it holds), then converge. Cheap when nothing changed."""
+        if not self.nb.connected.is_set():
+            return
+        snap = self.nb.read()
+        intent = nbdb.checked_intent(snap["intent"])
+        first = not self.intent_read
+        self.generation = snap["generation"]
+        if intent == self.net.intent and not first:
+            return
+        LOG.info("intent (generation %d): %d switches, %d ports, %d routers, %d static bindings",
+                 self.generation, len(intent.switches), len(intent.ports), len(intent.routers),
+                 len(intent.static_bindings))
+        self.net.set_intent(intent)
+        if first:
+            self.net.restore_learned(snap["learned_bindings"])
+            LOG.info("database: %d learned bindings restored", len(self.net.learned))
+            self.intent_read = True
         self._converge()
+
+    def write_intent(self, edit):
+        """An API write (in the API's thread): one transaction, then the model follows."""
+        if not self.nb.connected.is_set():
+            raise NoAnswer(f"the controller's database {self.nb.remote} is unreachable")
+        try:
+            result = self.nb.change_intent(edit)
+        except RuntimeError as e:
+            if "constraint violation" in str(e) or "referential" in str(e):
+                raise Conflict(f"another writer got there first: {str(e).split(': ', 1)[-1]}") from None
+            raise NoAnswer(f"the controller's database: {e}") from None
+        self.call(lambda c: c.sync_intent())
+        return result
+
+    def forget_learned(self, vni: int, ip: str) -> bool:
+        if not self.net.forget_learned(vni, ip):
+            return False
+        self._converge()
+        return True
+
+    def _ticker(self):
+        while True:
+            hub.sleep(1.0)
+            self.send_event(self.name, EventTick())
+
+    @set_ev_cls(EventTick)
+    def _tick(self, ev):
+        if self.net.expire_learned(time.time()):
+            self._converge()
+
+    def _report(self):
+        """Hand the database what this controller knows now (written off this thread)."""
+        now = int(time.time() * 1000)
+        view = {
+            "Learned_Binding": {(self.net.switches[b.vni].name, b.ip): {
+                "switch": self.net.switches[b.vni].name, "ip": b.ip, "mac": b.mac, "port": b.port,
+                "learned_at": int(b.at * 1000)} for b in self.net.learned.values()},
+            "Hypervisor": {h.name: {"name": h.name, "vtep_ip": h.vtep_ip or "", "address": h.address,
+                                    "dpid": "" if h.dpid is None else f"{h.dpid:016x}", "openflow": h.of_connected,
+                                    "ovsdb": h.ovsdb_connected} for h in self.net.hypervisors.values()},
+            "Port_Status": {a.lport: {"port": a.lport, "up": True, "hypervisor": h.name, "interface": a.port}
+                            for h in self.net.hypervisors.values() for a in h.attachments.values()},
+        }
+        if view != self._reported:
+            self._reported = view
+            stamped = {**view, "Hypervisor": {k: {**v, "last_seen": now} for k, v in view["Hypervisor"].items()}}
+            self.reporter.report(stamped)
 
     # --- OpenFlow -------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -163,18 +273,10 @@ class PacketwalkController(app_manager.OSKenApp):
         address = ev.msg.datapath.address[0]
         buf = self._flow_stats_buf.setdefault(address, set())
         buf.update(s.cookie for s in ev.msg.body)
-        for stat in ev.msg.body:
-            self._recover_binding(openflow.responder_binding(stat))
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
             self.installed[address] = self._flow_stats_buf.pop(address)
             LOG.info("OpenFlow: %s holds %d of our flows", address, len(self.installed[address]))
             self._converge()
-
-    def _recover_binding(self, found):
-        if found and found[0] in self.net.bindings and found[1] not in self.net.bindings[found[0]]:
-            vni, ip, mac = found
-            self.net.bindings[vni][ip] = Binding(vni, ip, mac, "recovered")
-            LOG.info("VNI %d: %s is at %s (recovered from the data plane)", vni, ip, mac)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _disconnected(self, ev):
@@ -215,7 +317,7 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def _arp(self, dp, hv, port, msg):
         eth, req = arp_logic.parse_arp(msg.data)
-        decision = arp_logic.decide(self.net, port, eth, req)
+        decision = arp_logic.decide(self.net, port, eth, req, time.time())
         LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
         if decision.reply:
             dp.send_msg(openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
@@ -230,8 +332,8 @@ class PacketwalkController(app_manager.OSKenApp):
         gateway = self.net.lif_ip(port.vni)
         if gateway is None:
             return
-        frame = icmp.icmp_error(data, kind, gateway, self.net.topology.vmac, port.mac)
-        LOG.info("%s: ICMP %d/%d to %s from router %s", port.vm, kind[0], kind[1], port.vm, gateway)
+        frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac)
+        LOG.info("%s: ICMP %d/%d to %s from router %s", port.lport, kind[0], kind[1], port.lport, gateway)
         dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
 
     def _resolve(self, dp, port, msg):
@@ -251,7 +353,7 @@ class PacketwalkController(app_manager.OSKenApp):
         lif = self.net.lif_ip(vni)
         if sender and lif:
             LOG.info("router: who has %s on VNI %d? (asked from %s)", key[1], vni, host.name)
-            request = arp_logic.arp_request(self.net.topology.vmac, lif, key[1])
+            request = arp_logic.arp_request(self.net.intent.vmac, lif, key[1])
             sender.send_msg(openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
                 openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
                 openflow.Resubmit(Table.FLOOD)]))
@@ -308,28 +410,26 @@ class PacketwalkController(app_manager.OSKenApp):
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
         dp = self.datapaths.get(ev.address)
         hv.dpid = dp.id if dp else None
-        attachments, tunnels, state = {}, {}, {}
+        interfaces, tunnels, state = {}, {}, {}
         for iface in snap.interfaces:
             remote = iface.external_ids.get(REMOTE_KEY)
             if remote:
                 state[remote] = iface.bfd_status.get("state", "unknown")
                 if iface.ofport > 0:
                     tunnels[remote] = iface.ofport
-            elif ATTACHMENT_KEYS & iface.external_ids.keys():
-                self._attach(hv, iface, attachments)
-        self.net.set_attachments(hv, attachments)
+            elif iface.external_ids.get(IFACE_ID):
+                interfaces[iface.name] = (iface.ofport, iface.external_ids[IFACE_ID])
+        self.net.set_interfaces(hv, interfaces, time.time())
         hv.tunnels, hv.tunnel_state = tunnels, state
+        self._log_unbound(hv)
         self._converge()
 
-    def _attach(self, hv, iface, attachments):
-        try:
-            a = parse_attachment(iface.name, iface.ofport, iface.external_ids, self.net)
-        except ValueError as e:
-            if self.rejected.get((hv.name, iface.name)) != str(e):
-                LOG.warning("%s: %s: ignored", hv.name, e)
-                self.rejected[(hv.name, iface.name)] = str(e)
-            return
-        attachments[a.port] = a
+    def _log_unbound(self, hv):
+        for name, iface_id in self.net.unbound(hv).items():
+            if self._unbound.get((hv.name, name)) != iface_id:
+                LOG.warning("%s: interface %s names logical port %r, which intent does not have: not attached "
+                            "(until that port is created)", hv.name, name, iface_id)
+                self._unbound[(hv.name, name)] = iface_id
 
     # --- wanted state -----------------------------------------------------------------------
     @set_ev_cls(EventSyncTimeout)
@@ -352,7 +452,9 @@ class PacketwalkController(app_manager.OSKenApp):
 
         A (re)started controller first waits until it has read every hypervisor the data
         plane names: deciding on half a picture would tear down tunnels and flows that are
-        carrying traffic."""
+        carrying traffic. Nothing at all is decided before intent is read from the database."""
+        if not self.intent_read:
+            return
         if not self.synced:
             if self._unsynced() or not self.net.hypervisors:
                 self._write_state()
@@ -381,6 +483,7 @@ class PacketwalkController(app_manager.OSKenApp):
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
             LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
         self._release_resolved()
+        self._report()
         self._write_state()
 
     def _converge_tunnels(self, hv):
@@ -411,7 +514,7 @@ def state_dict(net: Network, flow_mods: dict, installed: dict) -> dict:
         "hypervisors": {h.name: {
             "address": h.address, "vtep_ip": h.vtep_ip, "dpid": h.dpid,
             "openflow": h.of_connected, "ovsdb": h.ovsdb_connected,
-            "attachments": {a.port: {"vm": a.vm, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
+            "attachments": {a.port: {"vm": a.lport, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
                             for a in h.attachments.values()},
             "tunnels": {r: {"ofport": h.tunnels.get(r), "bfd": s} for r, s in h.tunnel_state.items()},
             "flows": len(installed.get(h.address, ())), "flow_mods": flow_mods.get(h.name, 0),

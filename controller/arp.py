@@ -60,27 +60,27 @@ def arp_request(vmac: str, router_ip: str, target_ip: str) -> bytes:
     return bytes(p.data)
 
 
-def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp) -> ArpDecision:
+def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp, now: float = 0.0) -> ArpDecision:
     learned = False
     if req.src_mac != port.mac or eth.src != port.mac:
-        why = f"{port.vm}: ARP claims MAC {req.src_mac} but its port is {port.mac}: not learned"
+        why = f"{port.lport}: ARP claims MAC {req.src_mac} but its port is {port.mac}: not learned"
         LOG.warning(why)
         return ArpDecision(False, why=why)
     if req.src_ip != "0.0.0.0":
         try:
-            learned = net.learn_binding(port.vni, req.src_ip, req.src_mac)
+            learned = net.learn_binding(port, req.src_ip, now)
             if learned:
-                LOG.info("VNI %d: learned %s is at %s (%s)", port.vni, req.src_ip, req.src_mac, port.vm)
+                LOG.info("VNI %d: learned %s is at %s (%s)", port.vni, req.src_ip, req.src_mac, port.lport)
         except BindingConflict as e:
-            LOG.warning("%s: %s", port.vm, e)
+            LOG.warning("%s: %s", port.lport, e)
     if req.src_ip == req.dst_ip:          # gratuitous, as a request or as a reply
         return ArpDecision(learned, why="gratuitous ARP: learned, not flooded")
     if req.opcode == arp.ARP_REQUEST and eth.dst == BROADCAST:
         known = net.bindings.get(port.vni, {}).get(req.dst_ip)
-        if known and (net.arp_suppression or known.source == "lif"):
+        if known and (net.intent.arp_suppression or known.source == "lif"):   # a router answers for itself
             return ArpDecision(learned, reply=arp_reply(eth, req, known.mac),
                                why=f"controller knows {req.dst_ip} is at {known.mac}")
-        if known:
-            return ArpDecision(learned, forward="flood", why="ARP suppression off: flooded")
+        if not net.intent.arp_suppression:
+            return ArpDecision(learned, forward="flood", why="ARP suppression is off: flooded")
         return ArpDecision(learned, forward="flood", why=f"{req.dst_ip} unknown: flooded")
     return ArpDecision(learned, forward="unicast", why="unicast ARP: passed to its target")

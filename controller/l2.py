@@ -30,7 +30,7 @@ def pipeline_defaults() -> list[Flow]:
 def vm_port_ingress(a: Attachment) -> Flow:
     """A VM's port belongs to its logical switch: tag the packet with the VNI."""
     return Flow.of(Table.CLASSIFY, 100, {"in_port": a.ofport},
-                   [SetField("tunnel_id", a.vni), Goto(Table.ARP_SNOOP)], f"port:{a.vm}")
+                   [SetField("tunnel_id", a.vni), Goto(Table.ARP_SNOOP)], f"port:{a.lport}")
 
 
 def tunnel_ingress(remote: str, ofport: int) -> Flow:
@@ -43,7 +43,7 @@ def arp_snoop_known(a: Attachment, ip: str) -> list[Flow]:
     """A VM's ARP that only repeats its known binding needs no controller; a gratuitous
     ARP still goes up (it may announce a move)."""
     base = {"in_port": a.ofport, "eth_type": ETH_ARP, "arp_spa": ip}
-    owner = f"port:{a.vm}"
+    owner = f"port:{a.lport}"
     return [
         Flow.of(Table.ARP_SNOOP, 110, {**base, "arp_tpa": ip}, [Output("controller")], owner),
         Flow.of(Table.ARP_SNOOP, 100, {**base, "arp_sha": a.mac}, [Goto(Table.ARP_RESPONDER)], owner),
@@ -71,14 +71,14 @@ def arp_ask_controller(vni: int) -> Flow:
 
 def unicast_local(vni: int, mac: str, a: Attachment) -> Flow:
     return Flow.of(Table.L2_LOOKUP, 100, {"tunnel_id": vni, "eth_dst": mac},
-                   [Output(a.ofport)], f"port:{a.vm}")
+                   [Output(a.ofport)], f"port:{a.lport}")
 
 
-def unicast_to_tunnel(vni: int, mac: str, vm: str, tunnel_ofport: int) -> Flow:
+def unicast_to_tunnel(vni: int, mac: str, lport: str, tunnel_ofport: int) -> Flow:
     """Known unicast to a remote VM: the tunnel to its VTEP, key = VNI (already in tunnel_id).
     Never back into a tunnel what came from one."""
     return Flow.of(Table.L2_LOOKUP, 100, {REG_FROM_TUNNEL: 0, "tunnel_id": vni, "eth_dst": mac},
-                   [Output(tunnel_ofport)], f"port:{vm}")
+                   [Output(tunnel_ofport)], f"port:{lport}")
 
 
 def flood(vni: int, local_ports: list[int], tunnel_ports: list[int]) -> list[Flow]:
@@ -100,7 +100,7 @@ def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
     for a in hv.attachments.values():
         flows.append(vm_port_ingress(a))
         for b in net.bindings.get(a.vni, {}).values():
-            if b.mac == a.mac:
+            if b.port == a.lport:
                 flows += arp_snoop_known(a, b.ip)
     for remote, ofport in hv.tunnels.items():
         flows.append(tunnel_ingress(remote, ofport))
@@ -110,12 +110,12 @@ def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
             if where is hv:
                 flows.append(unicast_local(vni, mac, a))
             elif where.name in hv.tunnels:
-                flows.append(unicast_to_tunnel(vni, mac, a.vm, hv.tunnels[where.name]))
+                flows.append(unicast_to_tunnel(vni, mac, a.lport, hv.tunnels[where.name]))
     for vni in sorted(local):
-        if net.arp_suppression:
+        if net.intent.arp_suppression:        # off: ARP floods like any broadcast (flood and learn)
             flows.append(arp_ask_controller(vni))
         for b in net.bindings[vni].values():
-            if net.arp_suppression or b.source == "lif":    # a router answers for itself
+            if net.intent.arp_suppression or b.source == "lif":    # a router answers for itself
                 flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
         tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
                    if o is not hv and o.name in hv.tunnels]

@@ -69,12 +69,12 @@ def no_route(vni: int, owner: str) -> Flow:
 
 
 def l3_flows(net: Network, hv: Hypervisor) -> list[Flow]:
-    vmac = net.topology.vmac
+    vmac = net.intent.vmac
     local = hv.vnis()
     flows = []
-    for r in net.topology.routers:
+    for r in net.intent.routers:
         owner = f"lr:{r.name}"
-        lifs = [(net.topology.switch(i.switch).vni, i) for i in r.interfaces]
+        lifs = [(net.intent.switch(i.switch).vni, i) for i in r.interfaces]
         for src_vni, _ in lifs:
             if src_vni not in local:
                 continue
@@ -82,10 +82,10 @@ def l3_flows(net: Network, hv: Hypervisor) -> list[Flow]:
             flows.append(no_route(src_vni, owner))
             for dst_vni, lif in lifs:
                 flows.append(lif_echo_reply(src_vni, str(lif.ip), vmac, f"lif:{r.name}/{lif.switch}"))
-                subnet = net.topology.switch(lif.switch).subnet
+                subnet = net.intent.switch(lif.switch).subnet
                 flows.append(route(src_vni, subnet, dst_vni, vmac, f"lif:{r.name}/{lif.switch}"))
             for rt in r.routes:
-                via = next(v for v, lif in lifs if rt.next_hop in net.topology.switch(lif.switch).subnet)
+                via = next(v for v, lif in lifs if rt.next_hop in net.intent.switch(lif.switch).subnet)
                 flows.append(route(src_vni, rt.prefix, via, vmac, f"route:{r.name}/{rt.prefix}",
                                    next_hop=str(rt.next_hop)))
         if any(v in local for v, _ in lifs):

@@ -1,42 +1,45 @@
-"""The controller's view of the network: VTEP table, attachments, and bindings per VNI.
+"""The controller's view of the network: intent, VTEP table, attachments, bindings per VNI.
 
 Pure state, changed only by the app's thread through the methods below; the flow
-modules read it. Names follow NSX: a hypervisor has a VTEP; a VM's port is an
-attachment on a logical switch (VNI); a binding is an IP/MAC pair the controller
-knows, learned from attachments, ARP snooping or static configuration.
+modules read it. Names follow NSX and OVN: a hypervisor has a VTEP; a VM's interface on
+br-int says which logical port it is (external_ids:iface-id, OVN's convention) and becomes
+an attachment of that port's logical switch (VNI); a binding is an IP/MAC pair the
+controller knows: a port's configured address, a LIF, a static binding, or an address a
+"learn the IP" port announced (learned). A configured address always wins over a learned one.
 """
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import logging
-import re
 
-from mininet_topos.topology import LogicalSwitch, Topology
+from controller.intent import Intent, LogicalPort, LogicalSwitch
 
 LOG = logging.getLogger(__name__)
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-ATTACHMENT_KEYS = {"vm-id", "attached-mac", "logical-switch"}   # a br-int port with these is a VM's
+IFACE_ID = "iface-id"          # external_ids key on a br-int interface: the logical port's name
+LEARN_LIMIT = 1                # addresses one learn-IP port may hold: a VM cannot squat a subnet
+DETACH_HOLD = 10.0             # s a detached port keeps its learned bindings (a VM that moves)
 
 
 @dataclasses.dataclass(frozen=True)
 class Attachment:
-    """A VM port on br-int, as its OVSDB external_ids describe it."""
+    """A logical port bound to an interface on a hypervisor's br-int."""
     port: str           # interface name on br-int
     ofport: int
-    vm: str
+    lport: str          # the logical port (its name)
     mac: str
     vni: int
 
 
 @dataclasses.dataclass
 class Hypervisor:
-    name: str
-    address: str                       # management IP the hypervisor connects from
+    name: str                          # its system-id
+    address: str                       # management IP its OVSDB is reached at
     vtep_ip: str | None = None
     dpid: int | None = None
     ovsdb_connected: bool = False
-    attachments: dict[str, Attachment] = dataclasses.field(default_factory=dict)   # by port
+    interfaces: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)  # name -> (ofport, iface-id)
+    attachments: dict[str, Attachment] = dataclasses.field(default_factory=dict)   # by interface name
     tunnels: dict[str, int] = dataclasses.field(default_factory=dict)  # remote hypervisor -> ofport
     tunnel_state: dict[str, str] = dataclasses.field(default_factory=dict)  # remote hv -> bfd state
 
@@ -53,61 +56,114 @@ class Binding:
     vni: int
     ip: str
     mac: str
-    source: str        # "static" | "lif" | "snoop" | "recovered"
+    source: str                  # "port" | "learned" | "static" | "lif"
+    port: str | None = None      # the logical port, for "port" and "learned"
+    at: float = 0.0              # when it was learned (seconds since the epoch)
 
 
 class BindingConflict(Exception):
-    """A claim on an address that another VM holds (refused, logged, kept for display)."""
+    """A claim on an address the port may not have (refused, logged, kept for display)."""
 
 
 class Network:
-    def __init__(self, topology: Topology):
+    def __init__(self, intent: Intent | None = None):
         self.hypervisors: dict[str, Hypervisor] = {}
         self.bindings: dict[int, dict[str, Binding]] = {}
+        self.learned: dict[tuple[int, str], Binding] = {}     # (vni, ip) -> learned binding
         self.conflicts: list[dict] = []
-        self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, port) -> when first seen
+        self.detached_at: dict[str, float] = {}               # logical port -> when it left its last hypervisor
+        self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, interface) -> when first seen
         self._seq = 0
-        self.arp_suppression = True    # off: ARP is flooded (head-end replication) and answered by its target
-        self.set_topology(topology)
+        self.set_intent(intent or Intent())
 
-    def set_topology(self, topology: Topology) -> None:
-        """Swap in a new logical topology (already checked by parse_topology).
-
-        Static and LIF bindings are recomputed from it; learned bindings stay on switches
-        that still exist while they are host addresses of the subnet and nobody configured
-        their IP; removed switches take their bindings, conflicts and attachments with them."""
-        learned = self.bindings
-        self.topology = topology
-        self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in topology.switches}
-        self.bindings = {vni: {} for vni in self.switches}
-        for b in topology.static_bindings:
-            vni = topology.switch(b.switch).vni
-            self.bindings[vni][str(b.ip)] = Binding(vni, str(b.ip), b.mac, "static")
-        for r in topology.routers:       # a LIF's IP is bound to the vMAC on its switch
-            for lif in r.interfaces:
-                vni = topology.switch(lif.switch).vni
-                self.bindings[vni][str(lif.ip)] = Binding(vni, str(lif.ip), topology.vmac, "lif")
-        for vni, table in learned.items():
-            for ip, b in table.items():
-                if b.source not in ("static", "lif") and vni in self.switches \
-                        and ip not in self.bindings[vni] and _is_host(ip, self.switches[vni]):
-                    self.bindings[vni][ip] = b
-        self.conflicts = [c for c in self.conflicts if c["vni"] in self.switches]
+    # --- intent --------------------------------------------------------------------------
+    def set_intent(self, intent: Intent) -> None:
+        """Swap in a new (checked) intent: bindings and attachments follow it. Learned
+        bindings stay while their port exists, still learns, is on the same switch and no
+        configured address took their IP."""
+        self.intent = intent
+        self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in intent.switches}
+        self._vni_of = {s.name: s.vni for s in intent.switches}
         for hv in self.hypervisors.values():
-            hv.attachments = {p: a for p, a in hv.attachments.items() if a.vni in self.switches}
+            self._bind(hv)
+        self._rebuild_bindings()
+        self.conflicts = [c for c in self.conflicts if c["vni"] in self.switches]
+
+    def _rebuild_bindings(self) -> None:
+        intent = self.intent
+        self.bindings = {vni: {} for vni in self.switches}
+        for b in intent.static_bindings:
+            vni = self._vni_of[b.switch]
+            self.bindings[vni][str(b.ip)] = Binding(vni, str(b.ip), b.mac, "static")
+        for r in intent.routers:       # a LIF's IP is bound to the vMAC on its switch
+            for lif in r.interfaces:
+                vni = self._vni_of[lif.switch]
+                self.bindings[vni][str(lif.ip)] = Binding(vni, str(lif.ip), intent.vmac, "lif")
+        for p in intent.ports:
+            vni = self._vni_of[p.switch]
+            for ip in p.ips:
+                self.bindings[vni][ip] = Binding(vni, ip, p.mac, "port", p.name)
+        for (vni, ip), b in list(self.learned.items()):
+            port = intent.port(b.port)
+            if port is None or not port.learn or self._vni_of.get(port.switch) != vni or port.mac != b.mac \
+                    or ip in self.bindings.get(vni, {}):
+                del self.learned[(vni, ip)]
+                continue
+            self.bindings[vni][ip] = b
+
+    def switch_by_name(self, name: str) -> LogicalSwitch | None:
+        vni = self._vni_of.get(name)
+        return self.switches.get(vni) if vni is not None else None
+
+    # --- hypervisors and their interfaces ------------------------------------------------
+    def set_interfaces(self, hv: Hypervisor, interfaces: dict[str, tuple[int, str]], now: float = 0.0) -> None:
+        """What hv's br-int holds now (interface -> (ofport, iface-id)); attachments follow."""
+        before = {a.lport for a in hv.attachments.values()}
+        hv.interfaces = dict(interfaces)
+        self._bind(hv)
+        self.note_detached(before, now)
+
+    def note_detached(self, lports, now: float) -> None:
+        attached = self.attached_ports()
+        for lport in lports:
+            if lport not in attached:
+                self.detached_at.setdefault(lport, now)
+        for lport in attached:
+            self.detached_at.pop(lport, None)
+
+    def _bind(self, hv: Hypervisor) -> None:
+        found = {}
+        for name, (ofport, iface_id) in hv.interfaces.items():
+            port = self.intent.port(iface_id) if iface_id else None
+            if port is None or ofport is None or ofport <= 0:
+                continue
+            found[name] = Attachment(name, ofport, port.name, port.mac, self._vni_of[port.switch])
+        for name in found.keys() - hv.attachments.keys():
+            self._seq += 1
+            self._attached_seq[(hv.name, name)] = self._seq
+        hv.attachments = found
+
+    def unbound(self, hv: Hypervisor) -> dict[str, str]:
+        """Interfaces that name a logical port the intent does not have: interface -> iface-id."""
+        return {n: i for n, (_, i) in hv.interfaces.items() if i and self.intent.port(i) is None}
+
+    def attached_ports(self) -> set[str]:
+        return {a.lport for hv in self.hypervisors.values() for a in hv.attachments.values()}
+
+    def expire_learned(self, now: float, hold: float = DETACH_HOLD) -> bool:
+        """Learned bindings of ports detached for longer than `hold` go. True if any went."""
+        gone = [k for k, b in self.learned.items()
+                if b.port in self.detached_at and now - self.detached_at[b.port] >= hold]
+        for key in gone:
+            LOG.info("VNI %d: %s forgotten (port %s detached)", key[0], key[1], self.learned[key].port)
+            del self.learned[key]
+        if gone:
+            self._rebuild_bindings()
+        return bool(gone)
 
     # --- lookups --------------------------------------------------------------------------
-    def switch_by_name(self, name: str) -> LogicalSwitch | None:
-        return next((s for s in self.switches.values() if s.name == name), None)
-
     def attachment_of(self, vni: int, mac: str) -> tuple[Hypervisor, Attachment] | None:
         return self.mac_table(vni).get(mac)
-
-    def set_attachments(self, hv: Hypervisor, attachments: dict[str, Attachment]) -> None:
-        for port in attachments.keys() - hv.attachments.keys():
-            self._seq += 1
-            self._attached_seq[(hv.name, port)] = self._seq
-        hv.attachments = attachments
 
     def mac_table(self, vni: int) -> dict[str, tuple[Hypervisor, Attachment]]:
         """MAC -> where it is attached. If a MAC shows up in two places (a VM moving),
@@ -133,8 +189,8 @@ class Network:
     def routed_vnis(self, vnis: set[int]) -> set[int]:
         """`vnis` plus every VNI a router joins to one of them: where their traffic can go."""
         out = set(vnis)
-        for r in self.topology.routers:
-            joined = {self.topology.switch(i.switch).vni for i in r.interfaces}
+        for r in self.intent.routers:
+            joined = {self._vni_of[i.switch] for i in r.interfaces}
             if joined & vnis:
                 out |= joined
         return out
@@ -146,44 +202,59 @@ class Network:
         return {o.name: o.vtep_ip for o in self.hypervisors.values()
                 if o is not hv and o.vtep_ip and reach & o.vnis()}
 
+    def logical_port(self, a: Attachment) -> LogicalPort:
+        return self.intent.port(a.lport)
+
     # --- changes --------------------------------------------------------------------------
-    def learn_binding(self, vni: int, ip: str, mac: str) -> bool:
-        """A VM's claim of `ip` on switch `vni`. True if the ARP table changed."""
-        switch = self.switches.get(vni)
-        if switch is None or not _is_host(ip, switch):
-            raise BindingConflict(f"{ip} is not a host address of logical switch VNI {vni}'s subnet")
-        held = self.bindings[vni].get(ip)
-        if held and held.mac == mac:
+    def learn_binding(self, port: Attachment, ip: str, now: float = 0.0) -> bool:
+        """`port` announced `ip` (ARP). True if the ARP table changed. Only a learn-IP port
+        learns, only free host addresses of its subnet, at most LEARN_LIMIT of them (a new
+        one replaces its oldest); anything else is a BindingConflict."""
+        vni, mac = port.vni, port.mac
+        lp = self.intent.port(port.lport)
+        held = self.bindings.get(vni, {}).get(ip)
+        if held and held.mac == mac and held.port == port.lport:
             return False
-        if held and (held.source in ("static", "lif") or self.attachment_of(vni, held.mac)):
+        if lp is None or not lp.learn:
+            raise BindingConflict(f"port {port.lport} claims {ip}, which is not one of its addresses")
+        switch = self.switches[vni]
+        if not _is_host(ip, switch):
+            raise BindingConflict(f"port {port.lport} claims {ip}: not a host address of {switch.name} "
+                                  f"({switch.subnet})")
+        if held and (held.source != "learned" or self.attachment_of(vni, held.mac)):
             claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
             if claim not in self.conflicts:     # a VM that keeps claiming is listed once
                 self.conflicts.append(claim)
-            raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac}; claim by {mac} refused")
-        self.bindings[vni][ip] = Binding(vni, ip, mac, "snoop")
+            raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac} ({held.source}); claim by {mac} refused")
+        mine = sorted((b for b in self.learned.values() if b.port == port.lport), key=lambda b: b.at)
+        for old in mine[:max(0, len(mine) - LEARN_LIMIT + 1)]:
+            del self.learned[(old.vni, old.ip)]
+        self.learned[(vni, ip)] = Binding(vni, ip, mac, "learned", port.lport, now)
+        self._rebuild_bindings()
+        return True
+
+    def restore_learned(self, rows: list[dict]) -> None:
+        """Learned bindings as the database holds them (a restarted controller)."""
+        self.learned = {}
+        for r in rows:
+            vni = self._vni_of.get(r["switch"])
+            if vni is not None:
+                self.learned[(vni, r["ip"])] = Binding(vni, r["ip"], r["mac"], "learned", r["port"],
+                                                       r["learned_at"] / 1000)
+        self._rebuild_bindings()
+
+    def forget_learned(self, vni: int, ip: str) -> bool:
+        if self.learned.pop((vni, ip), None) is None:
+            return False
+        self._rebuild_bindings()
         return True
 
 
 def _is_host(ip: str, switch: LogicalSwitch) -> bool:
     """A usable host address of the switch's subnet (not its network or broadcast address)."""
-    addr, subnet = ipaddress.ip_address(ip), switch.subnet
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    subnet = switch.subnet
     return addr in subnet and addr not in (subnet.network_address, subnet.broadcast_address)
-
-
-def parse_attachment(port: str, ofport: int, external_ids: dict, network: Network) -> Attachment:
-    """An Attachment from a br-int interface's external_ids; ValueError says what is wrong."""
-    missing = [k for k in sorted(ATTACHMENT_KEYS) if not external_ids.get(k)]
-    if missing:
-        raise ValueError(f"port {port}: external_ids lack {', '.join(missing)}")
-    mac = external_ids["attached-mac"].lower()
-    if not MAC_RE.match(mac):
-        raise ValueError(f"port {port}: attached-mac {mac!r} is not a MAC address")
-    switch = network.switch_by_name(external_ids["logical-switch"])
-    if switch is None:
-        raise ValueError(f"port {port}: unknown logical switch {external_ids['logical-switch']!r}")
-    vni = external_ids.get("vni")
-    if vni is not None and str(vni) != str(switch.vni):
-        raise ValueError(f"port {port}: vni {vni} does not match switch {switch.name} (VNI {switch.vni})")
-    if not isinstance(ofport, int) or ofport <= 0:
-        raise ValueError(f"port {port}: no OpenFlow port number yet")
-    return Attachment(port, ofport, external_ids["vm-id"], mac, switch.vni)

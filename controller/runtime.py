@@ -2,7 +2,7 @@
 
 Options after the app list go to os-ken's own configuration (oslo.config), so every
 os-ken flag works: --ofp-listen-host, --ofp-tcp-listen-port, --verbose, ... plus ours:
---topology, --state-file, --api-listen-host and --api-port (registered by controller.app).
+--db-dir, --nb, --state-file, --api-listen-host and --api-port (registered by controller.app).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ def run(argv: list[str]) -> int:
     from os_ken import cfg, log
     from os_ken.base.app_manager import AppManager   # first: os-ken's modules import each other
     import os_ken.controller.controller  # noqa: F401  registers the --ofp-* options
-    import controller.app  # noqa: F401  registers --topology, --state-file
+    import controller.app  # noqa: F401  registers --db-dir, --nb, --state-file
     from controller.api import ListenError
-    from mininet_topos.topology import TopologyError
+    from controller.nbdb import DatabaseError
 
     apps = [a for a in argv if not a.startswith("-") and not _is_option_value(argv, a)]
     flags = [a for a in argv if a not in apps]
@@ -29,7 +29,7 @@ def run(argv: list[str]) -> int:
     log.init_log()
     try:
         AppManager.run_apps(DEFAULT_APPS + [a for a in apps if a not in DEFAULT_APPS])
-    except (TopologyError, ListenError) as e:
+    except (DatabaseError, ListenError) as e:
         print(f"packetwalk controller: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -38,7 +38,7 @@ def run(argv: list[str]) -> int:
 
 
 def _is_option_value(argv: list[str], arg: str) -> bool:
-    """True if `arg` is the value of the option before it (`--topology FILE`)."""
+    """True if `arg` is the value of the option before it (`--db-dir DIR`)."""
     i = argv.index(arg)
     return i > 0 and argv[i - 1].startswith("--") and "=" not in argv[i - 1] \
         and argv[i - 1] not in ("--verbose", "--use-stderr", "--nouse-stderr", "--use-syslog")

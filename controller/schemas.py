@@ -1,7 +1,7 @@
 """The northbound API's JSON shapes (pydantic): what a request may carry and what comes back.
 
 Requests are checked here only for shape (FastAPI answers 422 naming the field); the
-network's rules (VNI range, IP in subnet, ...) are the topology parser's, in northbound.py.
+network's rules (VNI range, IP in subnet, ...) are the intent's (controller/intent.py).
 """
 from __future__ import annotations
 
@@ -40,6 +40,41 @@ class RouteIn(_In):
     next_hop: str = Field(examples=["10.1.1.254"], description="inside a subnet the router is on")
 
 
+class PortIn(_In):
+    name: str = Field(examples=["vm7"], description="the name a hypervisor's interface gives in external_ids:iface-id")
+    switch: str = Field(examples=["web"], description="logical switch name (or VNI)")
+    mac: str = Field(examples=["00:50:56:00:00:07"])
+    ips: list[str] = Field([], examples=[["10.1.1.17"]], description="configured addresses (answered from intent)")
+    learn: bool = Field(False, description="learn the IP from the VM's ARP (free addresses of the subnet only)")
+    trusted: bool = Field(False, description="forwards for others (edge, router VM)")
+
+
+class PortPatch(_In):
+    mac: str | None = None
+    ips: list[str] | None = None
+    learn: bool | None = None
+    trusted: bool | None = None
+
+
+class SettingsIn(_In):
+    vmac: str | None = Field(None, examples=["02:50:56:56:44:52"])
+    arp_suppression: bool | None = None
+
+
+class IntentIn(_In):
+    """The whole logical network (`packetwalk apply`): what is not here is deleted."""
+    vmac: str | None = None
+    arp_suppression: bool = True
+    logical_switches: list[SwitchIn] = []
+    logical_ports: list[PortIn] = []
+    logical_routers: list["RouterIn"] = []
+    static_bindings: list["StaticBindingIn"] = []
+
+
+class StaticBindingIn(BindingIn):
+    switch: str
+
+
 class RouterIn(_In):
     name: str = Field(examples=["dlr2"])
     interfaces: list[InterfaceIn]
@@ -47,6 +82,39 @@ class RouterIn(_In):
 
 
 # --- answers ----------------------------------------------------------------------------------
+
+class PortOut(BaseModel):
+    name: str
+    switch: str
+    mac: str
+    ips: list[str]
+    learn: bool
+    trusted: bool
+    learned: list[str] = Field(description="addresses learned from its ARP")
+    up: bool
+    hypervisor: str | None
+    interface: str | None
+
+
+class LearnedOut(BaseModel):
+    switch: str
+    ip: str
+    mac: str
+    port: str
+    learned_at: float
+
+
+class SettingsOut(BaseModel):
+    vmac: str
+    arp_suppression: bool
+    generation: int
+
+
+class ApplyOut(BaseModel):
+    created: list[str]
+    changed: list[str]
+    deleted: list[str]
+
 
 class HypervisorOut(BaseModel):
     name: str
@@ -105,7 +173,7 @@ class VtepTableOut(BaseModel):
 
 class MacOut(BaseModel):
     mac: str
-    vm: str
+    vm: str = Field(description="the logical port")
     hypervisor: str
     vtep_ip: str | None
     port: str
@@ -121,7 +189,7 @@ class MacTableOut(BaseModel):
 class BindingOut(BaseModel):
     ip: str
     mac: str
-    source: str = Field(description="static | lif | snoop | recovered")
+    source: str = Field(description="port | learned | static | lif")
 
 
 class ArpTableOut(BaseModel):
@@ -158,3 +226,6 @@ class ConflictOut(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+IntentIn.model_rebuild()

@@ -25,7 +25,7 @@ from dataplane import physical
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
 from mininet_topos import cleanup
 from mininet_topos.nodes import VM, HypervisorNode
-from mininet_topos.topology import Topology
+from mininet_topos.topology import Topology, intent_dict
 
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
 API_PORT = 8181          # the controller's northbound REST API, on loopback
@@ -187,13 +187,23 @@ class Lab:
             subprocess.run(["ip", "link", "set", bridge.name, "type", "bridge", "nf_call_iptables", "0",
                             "nf_call_ip6tables", "0", "nf_call_arptables", "0"], check=True)
 
-    def _start_controller(self) -> None:
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{API_PORT}"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.rundir / "controller" / "db"
+
+    def _start_controller(self, load_intent: bool = True) -> None:
+        """The controller with its embedded database in the lab's run dir; then the
+        topology's logical part goes in through its API, as any client's would."""
         t = self.topo
         d = self.rundir / "controller"
         d.mkdir(parents=True, exist_ok=True)
         self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
         log = open(d / "controller.log", "a")
-        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--topology", str(Path(t.source).resolve()),
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--db-dir", str(self.db_dir),
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -205,6 +215,33 @@ class Lab:
             with socket.socket() as s:
                 return s.connect_ex((str(t.controller_ip), OPENFLOW_PORT)) == 0
         wait_for(listening, 30, "the controller to listen")
+        self._record_db_server()
+        if load_intent:
+            self.load_intent()
+
+    def _record_db_server(self) -> None:
+        pidfile = self.db_dir / "ovsdb-server.pid"
+        pid = wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10,
+                       "the controller's database server")
+        self.manifest.add_pid(int(pid), "ovsdb-server")
+
+    def load_intent(self) -> dict:
+        """The topology's logical part into the controller, through its API (PUT /v1/intent)."""
+        from packetwalk.apply import ApplyError, apply
+        self.progress("loading the logical network into the controller (PUT /v1/intent)")
+        try:
+            return wait_for(lambda: self._try_apply(apply), 30, "the controller's API to take the intent")
+        except ApplyError as e:
+            raise LabError(str(e)) from None
+
+    def _try_apply(self, apply):
+        from packetwalk.apply import ApplyError
+        try:
+            return apply(self.api, intent_dict(self.topo), self.topo.source)
+        except ApplyError as e:
+            if "no controller API" in str(e) or "unreachable" in str(e):
+                return None             # not up yet
+            raise
 
     def _start_hypervisors(self) -> None:
         for hv in self.topo.hypervisors:
@@ -273,7 +310,7 @@ class Lab:
         """Stop the controller process and start a new one (the hypervisors reconnect)."""
         self._stop_controller()
         self.state_file.unlink(missing_ok=True)
-        self._start_controller()
+        self._start_controller(load_intent=False)      # intent is in its database
         self._wait_ready()
 
     def move_vm(self, name: str, to: str) -> None:

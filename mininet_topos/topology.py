@@ -141,6 +141,17 @@ class Topology:
         }
 
 
+def intent_dict(topo: Topology) -> dict:
+    """The file's logical part as the controller's intent (its API's and `packetwalk apply`'s
+    shape): switches, routers, static bindings, and one logical port per VM (its name, MAC
+    and IP: a hypervisor interface names it in external_ids:iface-id)."""
+    d = topo.to_dict()
+    return {"vmac": d["vmac"], "logical_switches": d["logical_switches"],
+            "logical_routers": d["logical_routers"], "static_bindings": d["static_bindings"],
+            "logical_ports": [{"name": vm["name"], "switch": vm["switch"], "mac": vm["mac"], "ips": [vm["ip"]]}
+                              for vm in d["vms"]]}
+
+
 def _find(items, name, what):
     for item in items:
         if item.name == name:

@@ -42,7 +42,7 @@ def controller(args):
     """Run the controller: packetwalk's os-ken apps plus any APP_MODULEs given, until stopped.
 
     \b
-    packetwalk controller [APP_MODULE ...] [--topology FILE] [--state-file FILE]
+    packetwalk controller [APP_MODULE ...] [--db-dir DIR | --nb tcp:A:P,tcp:B:P,...] [--state-file FILE]
                           [--ofp-listen-host HOST] [--ofp-tcp-listen-port PORT] [--verbose]
                           [--api-listen-host HOST] [--api-port PORT (0: no northbound API)]
     """
@@ -184,6 +184,29 @@ def lab_clean():
         click.echo(line)
     click.echo("nothing to clean" if not done else f"cleaned {len(done)} items")
 
+
+
+@main.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--api", default=None, metavar="URL", help="the controller's API (default: the running lab's)")
+@click.option("--json", "as_json", is_flag=True, help="print what changed as JSON")
+def apply_cmd(file, api, as_json):
+    """Make the controller's intent match FILE's logical part (a lab topology or an intent
+    file): print what was created, changed and deleted. Applying it twice changes nothing."""
+    from packetwalk.apply import ApplyError, apply, read_intent
+    from packetwalk.show import api_url
+    try:
+        summary = apply(api_url(api), read_intent(file), file)
+    except ApplyError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for what in ("created", "changed", "deleted"):
+        for item in summary[what]:
+            click.echo(f"{what}: {item}")
+    if not any(summary.values()):
+        click.echo("nothing to change: the controller's intent already matches " + file)
 
 
 @main.command()

@@ -30,10 +30,18 @@ def api_url(explicit: str | None = None) -> str:
 
 
 def get(base: str, path: str):
+    return request(base, "GET", path)
+
+
+def request(base: str, method: str, path: str, body=None, timeout: float = TIMEOUT):
+    """One API call; its JSON answer (None for 204), or ShowError with the API's message."""
     url = base + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as answer:
-            return json.load(answer)
+        with urllib.request.urlopen(req, timeout=timeout) as answer:
+            text = answer.read()
+            return json.loads(text) if text else None
     except urllib.error.HTTPError as e:
         try:
             detail = json.load(e).get("detail")

@@ -2,24 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import urllib.request
 
-from mininet_topos.lab import API_PORT
-
-
-def patch(settings: dict, api: str = f"http://127.0.0.1:{API_PORT}") -> dict:
-    request = urllib.request.Request(f"{api}/v1/settings", data=json.dumps(settings).encode(), method="PATCH",
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.load(answer)
+from packetwalk.show import request
 
 
 @contextlib.contextmanager
 def arp_suppression_off(lab):
     """ARP flooded and answered by its target (flood and learn) for the block's duration."""
-    patch({"arp_suppression": False})
+    request(lab.api, "PATCH", "/v1/settings", {"arp_suppression": False})
     try:
         yield
     finally:
-        patch({"arp_suppression": True})
+        request(lab.api, "PATCH", "/v1/settings", {"arp_suppression": True})

@@ -1,4 +1,5 @@
 """ARP at the controller: parse what a VM sent, then learn, refuse, answer or pass it on."""
+import dataclasses
 import random
 
 import pytest
@@ -178,14 +179,14 @@ def test_a_unicast_request_is_passed_to_its_target(net):
 
 
 def test_with_arp_suppression_off_the_controller_learns_but_floods_instead_of_answering(net):
-    net.arp_suppression = False
+    net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
     d = ask(net, PORT_B1, frame(B1, "10.1.1.11", STATIC_IP))
     assert (d.reply, d.forward, d.learned) == (None, "flood", True)
     assert net.bindings[BLUE]["10.1.1.11"].mac == B1
 
 
 def test_with_arp_suppression_off_a_router_still_answers_for_its_own_address(net):
-    net.arp_suppression = False
+    net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
     net.bindings[BLUE]["10.1.1.1"] = Binding(BLUE, "10.1.1.1", "02:50:56:56:44:52", "lif")
     d = ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.1"))
     assert d.reply is not None and d.forward is None
