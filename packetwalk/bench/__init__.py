@@ -17,6 +17,7 @@ It returns its figures, one entry per figure, named `metric` or `metric@size`:
         "met": True,                 # bool | None: value against target (None: no target or no value)
         "at": {"hypervisors": 2, "vms": 128},   # optional: the size, numbers (plots use it)
         "note": "...",               # optional: what the figure is, or why it is missing
+        "samples": [8.3, 11.9],      # optional: the measurements a p50/p95 came from (plots use them)
       },
       ...
     }
@@ -62,7 +63,8 @@ def scenario(name: str):
 
 
 def figure(value, unit: str = "", *, baseline=None, baseline_of: str | None = None,
-           target: tuple[str, float] | None = None, at: dict | None = None, note: str | None = None) -> dict:
+           target: tuple[str, float] | None = None, at: dict | None = None, note: str | None = None,
+           samples: list | None = None) -> dict:
     """One figure. `target` is (op, number), e.g. ("<=", 0.7); "met" is worked out from it."""
     met = None
     if target is not None and value is not None:
@@ -73,6 +75,8 @@ def figure(value, unit: str = "", *, baseline=None, baseline_of: str | None = No
         fig["at"] = at
     if note:
         fig["note"] = note
+    if samples is not None:
+        fig["samples"] = samples
     return fig
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy
 
 from controller.flows import diff
-from controller.model import Attachment, Hypervisor, Network
+from controller.intent import parse_intent
+from controller.model import Hypervisor, Network
 from controller.pipeline import hypervisor_flows
-from mininet_topos.topology import parse_topology
+from mininet_topos.topology import intent_dict, parse_topology
 from packetwalk.bench import figure, labs
 
 REFERENCE = "reference OVN 23.03 lab"
@@ -40,20 +41,18 @@ def tenants(count: int, hypervisors: int, vms_per_hypervisor: int) -> dict:
 
 
 def network(spec: dict, leave_out: str | None = None) -> Network:
-    """The controller's model of `spec` with every VM attached and its binding learned, every
-    wanted tunnel made (VM `leave_out` not attached yet)."""
+    """The controller's model of `spec` (its intent as the lab loads it: a logical port per VM)
+    with every VM's interface on its hypervisor's br-int and every wanted tunnel made; VM
+    `leave_out`'s port exists but is not attached yet."""
     topo = parse_topology(spec)
-    net = Network(topo)
+    net = Network(parse_intent(intent_dict(topo)))
     for h in topo.hypervisors:
         hv = net.hypervisors[h.name] = Hypervisor(h.name, str(h.mgmt_ip), str(h.vtep_ip))
-        net.set_attachments(hv, {vm.name: Attachment(vm.name, i, vm.name, vm.mac, topo.switch(vm.switch).vni)
-                                 for i, vm in enumerate(topo.vms_on(h.name), start=1) if vm.name != leave_out})
+        net.set_interfaces(hv, {vm.name: (i, vm.name) for i, vm in enumerate(topo.vms_on(h.name), start=1)
+                                if vm.name != leave_out})
     ofport = {h.name: 1000 + i for i, h in enumerate(topo.hypervisors)}
     for hv in net.hypervisors.values():
         hv.tunnels = {remote: ofport[remote] for remote in net.wanted_tunnels(hv)}
-    for vm in topo.vms:
-        if vm.name != leave_out:
-            net.learn_binding(topo.switch(vm.switch).vni, str(vm.ip), vm.mac)
     return net
 
 
@@ -63,8 +62,8 @@ def flows_per_hypervisor(spec: dict, hv: str = "hv1") -> int:
 
 
 def flow_mods_per_attach(spec: dict) -> int:
-    """Flow-mods, all hypervisors together, from a network without the last VM to one where
-    it is attached and its binding learned (what the attach and its first ARP cost)."""
+    """Flow-mods, all hypervisors together, from a network where the last VM's logical port
+    exists but is not attached to one where it is (what the attach costs)."""
     vm = spec["vms"][-1]["name"]
     before, after = network(spec, leave_out=vm), network(spec)
     total = 0

@@ -17,6 +17,7 @@ from packetwalk.bench import figure, labs, ratio
 REFERENCE = "reference OVN 23.03 lab"
 OVN_GBITS = (1.2, 1.5)              # iperf3 on a quiet machine
 PORT = 5201
+SERVER = ["iperf3", "-s", "-1", "-p", str(PORT)]          # serves one connection, then exits
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -28,11 +29,14 @@ def _cpu_seconds(pid: int) -> float:
 
 def iperf(server_cmd, client_cmd, server_ip: str, seconds: int) -> dict:
     """iperf3 server (one connection, then it exits) and client; the client's JSON summary.
-    `server_cmd` starts a shell command and returns a function that waits for it;
-    `client_cmd` runs one and returns its output."""
-    done = server_cmd(f"iperf3 -s -1 -p {PORT} 2>&1")
+    `server_cmd` starts SERVER and returns (wait for it, interrupt it); `client_cmd` runs a
+    shell command and returns its output."""
+    done, interrupt = server_cmd()
     try:
-        out = wait_for(lambda: _client(client_cmd, server_ip, seconds), 10, "the iperf3 server")
+        out = wait_for(lambda: _client(client_cmd, server_ip, seconds), 10, "the iperf3 server to answer")
+    except BaseException:
+        interrupt()                      # it never had its one connection
+        raise
     finally:
         done()
     end = json.loads(out)["end"]
@@ -43,9 +47,10 @@ def iperf(server_cmd, client_cmd, server_ip: str, seconds: int) -> dict:
 def _client(client_cmd, server_ip: str, seconds: int) -> str | None:
     out = client_cmd(f"iperf3 -c {server_ip} -p {PORT} -t {seconds} -J 2>/dev/null")
     try:
-        return out if "end" in json.loads(out) else None
+        data = json.loads(out)
     except ValueError:
-        return None                      # not listening yet: try again
+        return None
+    return None if data.get("error") else out      # "unable to connect": not listening yet, try again
 
 
 def between_vms(lab, src, dst, seconds: int) -> dict:
@@ -53,9 +58,9 @@ def between_vms(lab, src, dst, seconds: int) -> dict:
     before, t0 = sum(_cpu_seconds(p) for p in vswitchd), time.monotonic()
     server, client = lab.vm(dst.name), lab.vm(src.name)
 
-    def start_server(cmd):
-        server.sendCmd(cmd)
-        return server.waitOutput
+    def start_server():
+        server.sendCmd(" ".join(SERVER))
+        return server.waitOutput, server.sendInt
     r = iperf(start_server, client.cmd, str(dst.ip), seconds)
     r["vswitchd_cpu_pct"] = round(100 * (sum(_cpu_seconds(p) for p in vswitchd) - before) / (time.monotonic() - t0))
     return r
@@ -83,9 +88,10 @@ def veth_pair():
 
 def ceiling(seconds: int) -> dict:
     with veth_pair() as (a, b):
-        def start_server(cmd):
-            proc = subprocess.Popen(["ip", "netns", "exec", b, "sh", "-c", cmd], stdout=subprocess.DEVNULL)
-            return proc.wait
+        def start_server():
+            proc = subprocess.Popen(["ip", "netns", "exec", b, *SERVER],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            return proc.wait, proc.terminate
         client = lambda cmd: subprocess.run(["ip", "netns", "exec", a, "sh", "-c", cmd],
                                             capture_output=True, text=True).stdout
         return iperf(start_server, client, "10.99.0.2", seconds)
