@@ -193,7 +193,8 @@ def attach(lab, rounds: int = 10) -> dict:
 
 
 def attach_rounds(lab, vm, observer, rounds: int) -> tuple[list, list]:
-    """Detach and re-attach `vm`'s port `rounds` times while `observer` pings it every 2 ms.
+    """Detach and re-attach `vm`'s port `rounds` times while `observer` pings it every 2 ms
+    until the first reply.
     Returns (ms from each attachment to the first reply, or None; flow-mods each attach
     sent per hypervisor)."""
     from mininet_topos.lab import wait_for
@@ -205,7 +206,7 @@ def attach_rounds(lab, vm, observer, rounds: int) -> tuple[list, list]:
         hv.detach_vm(vm.name)
         wait_for(lambda: not attached(), 10, f"{vm.name} to be detached")
         before = _flow_mods(lab)
-        lab.vm(observer.name).sendCmd(f"ping -D -n -i 0.002 -W 0.1 -w 2 {vm.ip}")
+        lab.vm(observer.name).sendCmd(f"ping -D -n -c 1 -i 0.002 -W 0.1 -w 2 {vm.ip}")
         t0 = _attach_now(hv, vm, sw)
         out = lab.vm(observer.name).waitOutput()
         replies = [float(m) for m in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]

@@ -53,9 +53,14 @@ def _underlay_macs(result):
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(1, max(f["baseline"] for _, f in rows) * 2)
-    ax.set_xlabel(f"VMs (on {rows[0][0].get('hypervisors', 2)} hypervisors)")
-    ax.set_ylabel("MACs the underlay switch learned")
-    ax.set_title("The physical switch's MAC table")
+    return _label(fig, ax, f"VMs (on {rows[0][0].get('hypervisors', 2)} hypervisors)",
+                  "MACs the underlay switch learned", "The physical switch's MAC table")
+
+
+def _label(fig, ax, x: str, y: str, title: str):
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     return fig
@@ -80,12 +85,8 @@ def _flows(result):
                         textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
-    ax.set_xlabel("VMs in the network")
-    ax.set_ylabel("flows on one hypervisor (hv1)")
-    ax.set_title("Flows per hypervisor (the controller's model; 2x2 checked in a lab)")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    return fig
+    return _label(fig, ax, "VMs in the network", "flows on one hypervisor (hv1)",
+                  "Flows per hypervisor (the controller's model; 2x2 checked in a lab)")
 
 
 def _attach(result):
