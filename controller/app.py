@@ -28,6 +28,7 @@ from os_ken.controller import event, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
+from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
 from controller import arp as arp_logic
@@ -107,6 +108,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self.generation = 0
         self.intent_read = False     # nothing is converged before intent and learned state are read
         self._nb_dirty = False
+        self._nb_up = True
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
@@ -162,6 +164,7 @@ class PacketwalkController(app_manager.OSKenApp):
     # --- the controller's database ---------------------------------------------------------
     def _connect_nb(self):
         self.nb.connect()
+        self.nb.ensure_global()
         LOG.info("database: connected to %s", self.nb.remote)
         self._nb_changed()
 
@@ -202,12 +205,15 @@ class PacketwalkController(app_manager.OSKenApp):
             self.intent_read = True
         self._converge()
 
-    def write_intent(self, edit):
+    def write_intent(self, edit, exact: bool = False):
         """An API write (in the API's thread): one transaction, then the model follows."""
         if not self.nb.connected.is_set():
             raise NoAnswer(f"the controller's database {self.nb.remote} is unreachable")
         try:
-            result = self.nb.change_intent(edit)
+            result = self.nb.change_intent(edit, exact)
+        except ovsdb_exceptions.TimeoutException:
+            raise NoAnswer(f"the controller's database {self.nb.remote} did not confirm the write in time "
+                           "(a cluster electing its leader?): it may not have been made; try again") from None
         except RuntimeError as e:
             if "constraint violation" in str(e) or "referential" in str(e):
                 raise Conflict(f"another writer got there first: {str(e).split(': ', 1)[-1]}") from None
@@ -228,8 +234,22 @@ class PacketwalkController(app_manager.OSKenApp):
 
     @set_ev_cls(EventTick)
     def _tick(self, ev):
+        self._watch_nb()
         if self.net.expire_learned(time.time()):
             self._converge()
+
+    def _watch_nb(self):
+        """Say once that the database went away (the data plane keeps what it has, writes
+        answer 504) and once that it is back (the IDL re-reads it; the model follows)."""
+        up = self.nb.idl.is_connected()
+        if self.nb.connected.is_set() and up != self._nb_up:
+            if up:
+                LOG.warning("database %s: reachable again", self.nb.remote)
+                self._nb_changed()
+            else:
+                LOG.warning("database %s: lost; forwarding goes on as it is; retrying until it answers",
+                            self.nb.remote)
+            self._nb_up = up
 
     def _report(self):
         """Hand the database what this controller knows now (written off this thread)."""
@@ -437,7 +457,13 @@ class PacketwalkController(app_manager.OSKenApp):
         if not self.synced:
             LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
             self.synced = True
+            self._learned_ports_not_back()
             self._converge()
+
+    def _learned_ports_not_back(self):
+        """After a restart: a learn port that did not come back with its hypervisors starts
+        its detach hold now (it may have left while the controller was down)."""
+        self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
 
     def _unsynced(self) -> set[str]:
         """Hypervisors the data plane names (as tunnel ends) or that are half-read."""
@@ -461,6 +487,7 @@ class PacketwalkController(app_manager.OSKenApp):
                 return
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
+            self._learned_ports_not_back()
         for hv in self.net.hypervisors.values():
             try:
                 self._converge_tunnels(hv)

@@ -77,10 +77,10 @@ def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp,
         return ArpDecision(learned, why="gratuitous ARP: learned, not flooded")
     if req.opcode == arp.ARP_REQUEST and eth.dst == BROADCAST:
         known = net.bindings.get(port.vni, {}).get(req.dst_ip)
-        if known and (net.intent.arp_suppression or known.source == "lif"):   # a router answers for itself
+        if not net.intent.arp_suppression and not (known and known.source == "lif"):   # a LIF: always
+            return ArpDecision(learned, forward="flood", why="ARP suppression is off: flooded")
+        if known:
             return ArpDecision(learned, reply=arp_reply(eth, req, known.mac),
                                why=f"controller knows {req.dst_ip} is at {known.mac}")
-        if not net.intent.arp_suppression:
-            return ArpDecision(learned, forward="flood", why="ARP suppression is off: flooded")
         return ArpDecision(learned, forward="flood", why=f"{req.dst_ip} unknown: flooded")
     return ArpDecision(learned, forward="unicast", why="unicast ARP: passed to its target")

@@ -112,10 +112,10 @@ def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
             elif where.name in hv.tunnels:
                 flows.append(unicast_to_tunnel(vni, mac, a.lport, hv.tunnels[where.name]))
     for vni in sorted(local):
-        if net.intent.arp_suppression:        # off: ARP floods like any broadcast (flood and learn)
+        if net.intent.arp_suppression:        # off: ARP floods like any broadcast (flood and learn) ...
             flows.append(arp_ask_controller(vni))
-        for b in net.bindings[vni].values():
-            if net.intent.arp_suppression or b.source == "lif":    # a router answers for itself
+        for b in net.bindings[vni].values():  # ... but only the router can answer for its LIFs
+            if net.intent.arp_suppression or b.source == "lif":
                 flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
         tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
                    if o is not hv and o.name in hv.tunnels]

@@ -79,8 +79,8 @@ class Network:
     # --- intent --------------------------------------------------------------------------
     def set_intent(self, intent: Intent) -> None:
         """Swap in a new (checked) intent: bindings and attachments follow it. Learned
-        bindings stay while their port exists, still learns, is on the same switch and no
-        configured address took their IP."""
+        bindings stay while their port exists, still learns, is on the same switch, their IP
+        is still a host address of its subnet and no configured address took it."""
         self.intent = intent
         self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in intent.switches}
         self._vni_of = {s.name: s.vni for s in intent.switches}
@@ -106,7 +106,7 @@ class Network:
         for (vni, ip), b in list(self.learned.items()):
             port = intent.port(b.port)
             if port is None or not port.learn or self._vni_of.get(port.switch) != vni or port.mac != b.mac \
-                    or ip in self.bindings.get(vni, {}):
+                    or not _is_host(ip, self.switches[vni]) or ip in self.bindings[vni]:
                 del self.learned[(vni, ip)]
                 continue
             self.bindings[vni][ip] = b
@@ -215,17 +215,17 @@ class Network:
         held = self.bindings.get(vni, {}).get(ip)
         if held and held.mac == mac and held.port == port.lport:
             return False
+        if held and (held.source != "learned" or self.attachment_of(vni, held.mac)):
+            claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
+            if claim not in self.conflicts:     # a VM that keeps claiming is listed once
+                self.conflicts.append(claim)
+            raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac} ({held.source}); claim by {mac} refused")
         if lp is None or not lp.learn:
             raise BindingConflict(f"port {port.lport} claims {ip}, which is not one of its addresses")
         switch = self.switches[vni]
         if not _is_host(ip, switch):
             raise BindingConflict(f"port {port.lport} claims {ip}: not a host address of {switch.name} "
                                   f"({switch.subnet})")
-        if held and (held.source != "learned" or self.attachment_of(vni, held.mac)):
-            claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
-            if claim not in self.conflicts:     # a VM that keeps claiming is listed once
-                self.conflicts.append(claim)
-            raise BindingConflict(f"VNI {vni}: {ip} is held by {held.mac} ({held.source}); claim by {mac} refused")
         mine = sorted((b for b in self.learned.values() if b.port == port.lport), key=lambda b: b.at)
         for old in mine[:max(0, len(mine) - LEARN_LIMIT + 1)]:
             del self.learned[(old.vni, old.ip)]

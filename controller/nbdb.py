@@ -36,7 +36,7 @@ SCHEMA = Path(__file__).with_name("packetwalk.ovsschema")
 DB_NAME = "Packetwalk"
 DB_FILE = "packetwalk.db"
 INTENT_TABLES = ("Global", "Logical_Switch", "Logical_Port", "Logical_Router", "Static_Binding")
-LEARNED_TABLES = ("Hypervisor", "Learned_Binding", "Port_Status")
+LEARNED_TABLES = ("Hypervisor", "Learned_Binding", "Port_Status", "Controller")
 
 
 class DatabaseError(RuntimeError):
@@ -77,6 +77,10 @@ class EmbeddedServer:
                                 f"({DB_NAME!r}); left as it is: point --db-dir elsewhere")
         if _tool("db-is-clustered", str(self.file)).returncode == 0:
             raise DatabaseError(f"{self.file}: is a clustered database: give its servers with --nb instead")
+        whole = _tool("query", str(self.file), f'["{DB_NAME}"]')    # reads every record, read-only
+        if whole.returncode:       # ovsdb-server would drop the damaged records without a word
+            raise DatabaseError(f"{self.file}: damaged ({whole.stderr.strip().split(': ', 1)[-1]}); left as it is: "
+                                "restore a copy, or move it aside to start with an empty database")
         have, want = _tool("db-version", str(self.file)).stdout.strip(), _tool("schema-version", str(SCHEMA)).stdout.strip()
         if have == want:
             return f"using {self.file} (schema {have})"
@@ -185,21 +189,31 @@ class NbClient:
         return _Run(self.api, lambda txn, t: snapshot(t), read_only=True).execute(check_error=True)
 
     # --- writing -------------------------------------------------------------------------
-    def change_intent(self, edit) -> tuple[Intent, dict]:
+    def change_intent(self, edit, exact: bool = False) -> tuple[Intent, dict]:
         """Apply `edit(intent_dict)` to the current intent, check the whole result, write the
         difference and bump the generation, in one transaction. Returns (intent, summary of
-        created/changed/deleted). IntentError (or the edit's own error) commits nothing."""
+        created/changed/deleted). IntentError (or the edit's own error) commits nothing.
+        Rows that break a rule (written around the API) are not part of the current intent
+        and are left as they are, unless `exact` (the whole intent is given: they go)."""
         def run(txn, tables):
-            current = snapshot(tables)["intent"]
-            wanted = _copy(current)
+            current = checked_intent(snapshot(tables)["intent"], log=lambda *a: None)
+            wanted = _copy(current.to_dict())
             edit(wanted)
             intent = parse_intent(wanted)
-            summary = write_intent(txn, tables, intent)
+            summary = write_intent(txn, tables, intent, None if exact else current)
             g = _global_row(txn, tables)
             g.verify("generation")
             g.generation = g.generation + 1 if summary_changed(summary) else g.generation
             return intent, summary
         return _Run(self.api, run).execute(check_error=True, log_errors=False)
+
+    def ensure_global(self) -> None:
+        """The Global row, made once (a fresh cluster has none), so writers never race to make it."""
+        for _ in range(3):
+            try:
+                return self.transact(lambda txn, t: _global_row(txn, t) and None)
+            except RuntimeError:        # another controller made it at the same moment
+                continue
 
     def transact(self, fn):
         """Run fn(txn, tables) as one transaction (learned tables: the controller's writes)."""
@@ -238,8 +252,11 @@ def snapshot(tables) -> dict:
         "learned_bindings": [{"switch": r.switch, "ip": r.ip, "mac": r.mac, "port": r.port,
                               "learned_at": r.learned_at} for r in tables["Learned_Binding"].rows.values()],
         "hypervisors": {r.name: {c: getattr(r, c) for c in ("vtep_ip", "address", "dpid", "openflow", "ovsdb",
-                                                             "last_seen", "controller")}
+                                                             "last_seen", "controller", "lease_until",
+                                                             "role_generation")}
                         for r in tables["Hypervisor"].rows.values()},
+        "controllers": {r.name: {"address": r.address, "api": r.api, "renewed": r.renewed}
+                        for r in tables["Controller"].rows.values()},
         "port_status": {r.port: {"up": r.up, "hypervisor": r.hypervisor, "interface": r.interface,
                                  "since": r.since} for r in tables["Port_Status"].rows.values()},
     }
@@ -279,15 +296,17 @@ def _label(table: str, key) -> str:
     return f"{_NOUN[table]} {'/'.join(key) if isinstance(key, tuple) else key}"
 
 
-def write_intent(txn, tables, intent: Intent) -> dict:
-    """Make the intent tables hold exactly `intent`; say what was created, changed, deleted."""
+def write_intent(txn, tables, intent: Intent, current: Intent | None = None) -> dict:
+    """Make the intent tables hold `intent`; say what was created, changed, deleted. Given the
+    `current` intent, only its rows may be deleted (others are left to whoever wrote them)."""
     summary = {"created": [], "changed": [], "deleted": []}
     g = _global_row(txn, tables)
     if (g.vmac, g.arp_suppression) != (intent.vmac, intent.arp_suppression):
         g.vmac, g.arp_suppression = intent.vmac, intent.arp_suppression
         summary["changed"].append("settings")
+    known = _rows_wanted(current) if current else {}
     for table, wanted in _rows_wanted(intent).items():
-        for what, keys in sync_table(txn, tables, table, wanted).items():
+        for what, keys in sync_table(txn, tables, table, wanted, known.get(table)).items():
             summary[what] += [_label(table, k) for k in keys]
     return summary
 
@@ -300,12 +319,13 @@ def _key(table: str, row):
     return tuple(getattr(row, c) for c in cols) if len(cols) > 1 else getattr(row, cols[0])
 
 
-def sync_table(txn, tables, table: str, wanted: dict) -> dict[str, list]:
-    """Make `table` hold exactly `wanted` (key -> column values): only the difference is written."""
+def sync_table(txn, tables, table: str, wanted: dict, deletable=None) -> dict[str, list]:
+    """Make `table` hold exactly `wanted` (key -> column values): only the difference is
+    written; rows not wanted are deleted (only those in `deletable`, if it is given)."""
     done = {"created": [], "changed": [], "deleted": []}
     present = {_key(table, r): r for r in tables[table].rows.values()}
     for key, row in present.items():
-        if key not in wanted:
+        if key not in wanted and (deletable is None or key in deletable):
             row.delete()
             done["deleted"].append(key)
     for key, columns in wanted.items():

@@ -45,7 +45,7 @@ class Controller(Protocol):
 
     def installed_flows(self, hv: Hypervisor) -> list[Flow]: ...
 
-    def write_intent(self, edit: Callable[[dict], None]) -> tuple[Intent, dict]: ...
+    def write_intent(self, edit: Callable[[dict], None], exact: bool = False) -> tuple[Intent, dict]: ...
 
     def forget_learned(self, vni: int, ip: str) -> bool: ...
 
@@ -189,12 +189,13 @@ def conflict_rows(net: Network) -> list[dict]:
 
 # --- changes (in the API's thread: each one database transaction) -------------------------------
 
-def change(ctl: Controller, edit: Callable[[dict], None], removing: bool = False) -> tuple[Intent, dict]:
+def change(ctl: Controller, edit: Callable[[dict], None], removing: bool = False,
+           exact: bool = False) -> tuple[Intent, dict]:
     """Apply `edit` to the intent, check the whole result, write it. A rule broken by a
     removal, or a name or address already taken, is a conflict (409); any other broken
     rule a bad request (400); an unknown name in the edit itself a 404."""
     try:
-        return ctl.write_intent(edit)
+        return ctl.write_intent(edit, exact)
     except IntentError as e:
         raise (Conflict if removing or "already" in e.problem else ApiError)(str(e)) from None
 
@@ -216,7 +217,7 @@ def apply_intent(ctl: Controller, body: dict) -> dict:
         d.clear()
         d.update({k: v for k, v in body.items() if v is not None})
         d.setdefault("vmac", None)
-    return change(ctl, edit)[1]
+    return change(ctl, edit, exact=True)[1]
 
 
 def create_switch(ctl: Controller, body: dict) -> dict:

@@ -341,3 +341,6 @@ def _mac(node, interface: str) -> str:
 def run_checks(lab, names: list[str]) -> dict:
     results = {name: CHECKS[name](lab) for name in names}
     return {"ok": all(r["ok"] for r in results.values()), "topology": lab.topo.name, "checks": results}
+
+
+from mininet_topos import checks_intent  # noqa: E402,F401  registers persistence, nb-cluster, squatting

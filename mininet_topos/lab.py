@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -50,9 +51,13 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
+NB_PORT, NB_RAFT_PORT = 6641, 6643     # the controller database's clients and its Raft peers
+
+
 class Lab:
-    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False):
+    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0):
         self.topo = topology
+        self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
         self.rundir = Path(rundir)
         self.progress = progress or (lambda msg: None)
         self.verbose = verbose
@@ -60,6 +65,7 @@ class Lab:
         self.controller: subprocess.Popen | None = None
         self.manifest: cleanup.Manifest | None = None
         self.placement = {vm.name: vm.hypervisor for vm in topology.vms}   # VM -> hypervisor now
+        self.extra_vms = {}               # VMs added while running: name -> (ip, mac, switch)
 
     # --- access ---------------------------------------------------------------------------
     def hv(self, name: str) -> HypervisorNode:
@@ -130,10 +136,68 @@ class Lab:
             net.addLink(node, underlay, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{hv.name}")
             net.addLink(node, mgmt, intfName1=MGMT, intfName2=f"{MGMT_BRIDGE}-{hv.name}",
                         params1={"ip": f"{hv.mgmt_ip}/{t.management.prefixlen}"})
+        for i in range(1, self.nb_cluster + 1):
+            node = net.addHost(self.nb_member(i), ip=None)
+            net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{node.name}",
+                        params1={"ip": f"{self.nb_ip(i)}/{t.management.prefixlen}"})
         self._add_vms()
         self._start_net()
         mask = t.management.prefixlen
         subprocess.run(["ip", "addr", "add", f"{t.controller_ip}/{mask}", "dev", MGMT_BRIDGE], check=True)
+        if self.nb_cluster:
+            self._start_nb_cluster()
+
+    # --- the controller's database as a Raft cluster (--nb-cluster N) ----------------------
+    def nb_member(self, i: int) -> str:
+        return f"nbdb{i}"
+
+    def nb_ip(self, i: int) -> str:
+        return str(self.topo.management.broadcast_address - 10 - i)
+
+    @property
+    def nb_remote(self) -> str:
+        return ",".join(f"tcp:{self.nb_ip(i)}:{NB_PORT}" for i in range(1, self.nb_cluster + 1))
+
+    def nb_ctl(self, i: int) -> str:
+        return str(self.rundir / self.nb_member(i) / "ovsdb-server.ctl")
+
+    def _start_nb_cluster(self) -> None:
+        """ovsdb-tool create-cluster on the first member, join-cluster on the others; one
+        ovsdb-server each, in its own namespace on the management network."""
+        from controller.nbdb import DB_NAME, SCHEMA
+        self.progress(f"starting the controller's database: a {self.nb_cluster}-member Raft cluster")
+        first = f"tcp:{self.nb_ip(1)}:{NB_RAFT_PORT}"
+        for i in range(1, self.nb_cluster + 1):
+            d = self.rundir / self.nb_member(i)
+            d.mkdir(parents=True, exist_ok=True)
+            me = f"tcp:{self.nb_ip(i)}:{NB_RAFT_PORT}"
+            tool = ["ovsdb-tool", "create-cluster", f"{d}/nb.db", str(SCHEMA), me] if i == 1 else \
+                ["ovsdb-tool", "join-cluster", f"{d}/nb.db", DB_NAME, me, first]
+            subprocess.run(tool, check=True, capture_output=True)
+            self.start_nb_member(i)
+
+    def start_nb_member(self, i: int) -> None:
+        d, node = self.rundir / self.nb_member(i), self.net[self.nb_member(i)]
+        out = node.cmd(f"ovsdb-server {d}/nb.db --remote=ptcp:{NB_PORT}:{self.nb_ip(i)} --pidfile={d}/ovsdb-server.pid "
+                       f"--unixctl={self.nb_ctl(i)} --log-file={d}/ovsdb-server.log --detach --no-chdir; echo rc=$?")
+        if "rc=0" not in out:
+            raise LabError(f"database member {self.nb_member(i)} did not start: {out.strip()}")
+        self.manifest.add_pid(int((d / "ovsdb-server.pid").read_text()), "ovsdb-server")
+
+    def nb_pid(self, i: int) -> int | None:
+        try:
+            return int((self.rundir / self.nb_member(i) / "ovsdb-server.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def nb_leader(self) -> int | None:
+        """The member that is the Raft leader now, as the members themselves say."""
+        for i in range(1, self.nb_cluster + 1):
+            out = subprocess.run(["ovs-appctl", "-t", self.nb_ctl(i), "cluster/status", "Packetwalk"],
+                                 capture_output=True, text=True).stdout
+            if re.search(r"^Role: leader", out, re.M):
+                return i
+        return None
 
     def _build_physical(self) -> None:
         """The seed's first scenario, no overlay: hosts with a plain vSwitch (VM ports are
@@ -203,7 +267,8 @@ class Lab:
         d.mkdir(parents=True, exist_ok=True)
         self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
         log = open(d / "controller.log", "a")
-        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--db-dir", str(self.db_dir),
+        db = ["--nb", self.nb_remote] if self.nb_cluster else ["--db-dir", str(self.db_dir)]
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db,
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -215,7 +280,8 @@ class Lab:
             with socket.socket() as s:
                 return s.connect_ex((str(t.controller_ip), OPENFLOW_PORT)) == 0
         wait_for(listening, 30, "the controller to listen")
-        self._record_db_server()
+        if not self.nb_cluster:
+            self._record_db_server()
         if load_intent:
             self.load_intent()
 
@@ -268,7 +334,7 @@ class Lab:
         def connected():
             hvs = self.controller_state().get("hypervisors", {})
             return all(n in hvs and hvs[n]["openflow"] and hvs[n]["ovsdb"]
-                       and {a["vm"] for a in hvs[n]["attachments"].values()} == vms
+                       and vms <= {a["vm"] for a in hvs[n]["attachments"].values()}
                        for n, vms in want.items())
         wait_for(connected, 60, "every hypervisor to connect to the controller")
 
@@ -312,6 +378,35 @@ class Lab:
         self.state_file.unlink(missing_ok=True)
         self._start_controller(load_intent=False)      # intent is in its database
         self._wait_ready()
+
+    def kill_controller(self) -> None:
+        """kill -9: the controller gets no chance to clean up (its embedded database goes with it)."""
+        if self.controller and self.controller.poll() is None:
+            self.controller.kill()
+            self.controller.wait()
+
+    def start_controller(self) -> None:
+        """Start the controller again on the same database (intent comes from there)."""
+        self._start_controller(load_intent=False)
+
+    def add_vm(self, name: str, hypervisor: str, ip: str, mac: str, prefixlen: int, gateway: str | None,
+               iface_id: str | None = None) -> VM:
+        """A VM that the topology file does not have, plugged into `hypervisor`'s br-int as
+        logical port `iface_id` (default: its name). The logical port itself is the caller's
+        to create, through the API."""
+        net, hv = self.net, self.hv(hypervisor)
+        node = net.addHost(name, cls=VM, ip=f"{ip}/{prefixlen}", mac=mac,
+                           defaultRoute=f"via {gateway}" if gateway else None)
+        self.manifest.add_pid(node.pid, "bash")
+        subprocess.run(["ip", "netns", "attach", cleanup.PREFIX + name, str(node.pid)], check=True)
+        net.addLink(node, hv, intfName1="eth0", intfName2=name)
+        node.config(ip=f"{ip}/{prefixlen}", mac=mac, defaultRoute=f"via {gateway}" if gateway else None)
+        hv.ovs.sh(f"ip link set {name} up")
+        hv.ovs.vsctl(f"add-port br-int {name}", "--", f"set interface {name}",
+                     f"external_ids:iface-id={iface_id or name}", f"external_ids:attached-mac={mac}")
+        self.placement[name] = hypervisor
+        self.extra_vms[name] = (ip, mac)
+        return node
 
     def move_vm(self, name: str, to: str) -> None:
         """vMotion: the VM's port leaves its hypervisor's br-int and joins `to`'s, same

@@ -35,9 +35,13 @@ def read_intent(path: str | os.PathLike) -> dict:
         raise ApplyError(f"{source}: {where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
     if isinstance(data, dict) and "hypervisors" in data:
         try:
-            return intent_dict(load_topology(source))
+            topology = load_topology(source)
         except TopologyError as e:
             raise ApplyError(str(e)) from None
+        if topology.kind == "physical":
+            raise ApplyError(f"{source}: kind physical: its segments are VLANs of a physical network, "
+                             "with no controller: nothing to apply")
+        return intent_dict(topology)
     if not isinstance(data, dict) or not set(data) <= INTENT_KEYS:
         extra = sorted(set(data) - INTENT_KEYS) if isinstance(data, dict) else []
         raise ApplyError(f"{source}: neither a lab topology (no hypervisors) nor an intent file"

@@ -124,8 +124,11 @@ def show_tunnels(hv, as_json, api):
               help="run these checks without a CLI, tear down, exit non-zero on any failure")
 @click.option("--json", "as_json", is_flag=True, help="with --test: print one JSON object")
 @click.option("--verbose", "-v", is_flag=True, help="show Mininet's own messages")
+@click.option("--nb-cluster", type=click.IntRange(0, 7), default=None, metavar="N",
+              help="the controller's database as an N-member Raft cluster, each member in its own "
+                   "namespace (default: the controller's embedded database; 3 when --test has nb-cluster)")
 @click.pass_context
-def lab(ctx, topology_file, tests, as_json, verbose):
+def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
     """Start the controller and the emulated network, and give the Mininet CLI."""
     if ctx.invoked_subcommand:
         return
@@ -142,9 +145,11 @@ def lab(ctx, topology_file, tests, as_json, verbose):
     if unknown or (tests is not None and not names):
         _fail(f"--test: unknown check {', '.join(unknown) or repr(tests)}; known: {', '.join(sorted(CHECKS))}")
     _require_root("packetwalk lab")
+    if nb_cluster is None:
+        nb_cluster = 3 if "nb-cluster" in names else 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        with Lab(topo, progress=_progress, verbose=verbose) as running:
+        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster) as running:
             if not names:
                 from mininet.cli import CLI
                 from mininet.log import setLogLevel

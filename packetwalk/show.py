@@ -47,6 +47,8 @@ def request(base: str, method: str, path: str, body=None, timeout: float = TIMEO
             detail = json.load(e).get("detail")
         except (ValueError, AttributeError):
             detail = None
+        if isinstance(detail, list) and detail:         # FastAPI's 422: each error locates its field
+            detail = "; ".join(_field_error(x) for x in detail)
         raise ShowError(detail if isinstance(detail, str) else f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -54,6 +56,16 @@ def request(base: str, method: str, path: str, body=None, timeout: float = TIMEO
                         "(start one with `packetwalk lab`, or give --api URL)") from None
     except ValueError:
         raise ShowError(f"{url}: the answer is not JSON: is that a packetwalk controller?") from None
+
+
+def _field_error(error) -> str:
+    """One of FastAPI's request errors as "logical_ports[0] ip: Extra inputs are not permitted"."""
+    if not isinstance(error, dict):
+        return str(error)
+    where = ""
+    for part in error.get("loc", [])[1:]:        # the first is "body", "query" or "path"
+        where += f"[{part}]" if isinstance(part, int) else f"{' ' if where else ''}{part}"
+    return f"{where or 'request'}: {error.get('msg', 'invalid')}"
 
 
 def table(headers: list[str], rows: list[list]) -> str:

@@ -80,8 +80,8 @@ def test_show_arp_table_by_vni(lab):
     r = show("arp-table", "5001")
     assert r.returncode == 0, r.stderr
     assert rows(r.stdout) == [["5001", "10.1.1.1", VMAC, "lif"],
-                              ["5001", "10.1.1.11", "00:50:56:00:00:01", "snoop"],
-                              ["5001", "10.1.1.12", "00:50:56:00:00:02", "snoop"]]
+                              ["5001", "10.1.1.11", "00:50:56:00:00:01", "port"],     # configured IPs
+                              ["5001", "10.1.1.12", "00:50:56:00:00:02", "port"]]
 
 
 def test_show_tunnels_json_and_an_unknown_switch(lab):
@@ -121,9 +121,9 @@ def test_bad_requests_change_nothing(lab, api):
              "vni 5001 is already used"),
             ("post", "/v1/routers/dlr1/routes", {"prefix": "0.0.0.0/0", "next_hop": "10.9.0.1"}, 400,
              "next hop 10.9.0.1 is unreachable"),
-            ("delete", "/v1/logical-switches/web", None, 409, "in use by VM vm1"),
+            ("delete", "/v1/logical-switches/web", None, 409, "in use by logical port vm1"),
             ("post", "/v1/logical-switches/web/bindings", {"ip": "10.1.1.11", "mac": "00:50:56:00:99:01"}, 409,
-             "ip 10.1.1.11 on switch 'web' is already used by vms[0] 'vm1'")]:
+             "ip 10.1.1.11 on switch 'web' is already used by static binding 10.1.1.11")]:
         r = api.request(method, path, json=body)
         assert r.status_code == status and problem in r.json()["detail"], r.text
     assert state() == before

@@ -35,7 +35,7 @@ def test_lab_clean_removes_what_a_killed_lab_left(tmp_path):
                            start_new_session=True)
     try:
         wait_for(lambda: (tmp_path / "run" / "controller" / "state.json").exists() and
-                 "pw-hv2" in subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout, 120,
+                 (tmp_path / "run" / "hv2" / "ovs-vswitchd.pid").exists(), 120,    # hv2's OVS comes last
                  "the lab to come up")
     finally:
         os.kill(lab.pid, signal.SIGKILL)          # a crash: no teardown at all

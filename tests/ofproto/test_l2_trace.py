@@ -19,9 +19,9 @@ import pytest
 
 from controller.flows import Flow
 from controller.l2 import l2_flows
-from controller.model import Attachment, Binding, Hypervisor, Network
+from controller.model import Network
 from controller.tables import REG_FROM_TUNNEL, Table
-from mininet_topos.topology import parse_topology
+from tests.labnet import network
 
 pytestmark = [
     pytest.mark.root,
@@ -42,6 +42,7 @@ TOPO = {
     "logical_switches": [{"name": "blue", "vni": BLUE, "subnet": "10.1.1.0/24"},
                          {"name": "red", "vni": RED, "subnet": "10.1.1.0/24"},
                          {"name": "green", "vni": GREEN, "subnet": "10.3.3.0/24"}],
+    "static_bindings": [{"switch": "blue", "ip": STATIC_IP, "mac": STATIC_MAC}],
 }
 # vm -> (hypervisor, VNI, IP, MAC); hvt's VMs use the bridge's real ports (VM_PORTS).
 VMS = {
@@ -65,19 +66,11 @@ def mac(vm: str) -> str:
 
 @pytest.fixture
 def net() -> Network:
-    topo = parse_topology(TOPO)
-    net = Network(topo)
-    for h in topo.hypervisors:
-        net.hypervisors[h.name] = Hypervisor(h.name, str(h.mgmt_ip), str(h.vtep_ip))
-    for name, hv in net.hypervisors.items():
-        mine = [(vm, spec) for vm, spec in VMS.items() if spec[0] == name]
-        net.set_attachments(hv, {
-            vm: Attachment(vm, VM_PORTS.get(vm, i), vm, vm_mac, vni)
-            for i, (vm, (_, vni, _, vm_mac)) in enumerate(mine, start=1)})
+    """Every VM a logical port with its configured IP (answered from intent, no snooping)."""
+    vms = [{"name": vm, "hypervisor": hv, "switch": {BLUE: "blue", RED: "red", GREEN: "green"}[vni],
+            "ip": vm_ip, "mac": vm_mac} for vm, (hv, vni, vm_ip, vm_mac) in VMS.items()]
+    _, net = network({**TOPO, "vms": vms}, ofports=VM_PORTS)
     net.hypervisors["hvt"].tunnels = {remote: ofport for remote, (_, ofport) in TUNNELS.items()}
-    for vm, (_, vni, vm_ip, vm_mac) in VMS.items():        # every VM has spoken ARP once
-        assert net.learn_binding(vni, vm_ip, vm_mac)
-    net.bindings[BLUE][STATIC_IP] = Binding(BLUE, STATIC_IP, STATIC_MAC, "static")
     return net
 
 

@@ -8,29 +8,32 @@ from os_ken.lib.packet.ether_types import ETH_TYPE_ARP, ETH_TYPE_IP
 
 from controller.arp import MalformedPacket, decide, parse_arp
 from controller.flows import BROADCAST
-from controller.model import Attachment, Binding, Hypervisor, Network
-from mininet_topos.topology import parse_topology
+from controller.model import Attachment, Binding, Network
+from tests.labnet import network
 
 BLUE, RED = 5001, 5002
 B1, B2, R1 = "00:50:56:00:00:01", "00:50:56:00:00:02", "00:50:56:00:00:03"
 STATIC_IP, STATIC_MAC = "10.1.1.50", "00:50:56:00:99:01"
 ZERO = "00:00:00:00:00:00"
-PORT_B1 = Attachment("t1", 1, "b1", B1, BLUE)
-PORT_B2 = Attachment("t2", 1, "b2", B2, BLUE)
-PORT_R1 = Attachment("t3", 2, "r1", R1, RED)
+PORT_B1 = Attachment("b1", 1, "b1", B1, BLUE)
+PORT_B2 = Attachment("b2", 1, "b2", B2, BLUE)
+PORT_R1 = Attachment("r1", 2, "r1", R1, RED)
+# b1, b2 and r1 are "learn the IP" ports (no configured address): what they say in ARP is learned.
+TOPO = {
+    "name": "t", "hypervisors": [{"name": "hv1"}, {"name": "hv2"}],
+    "logical_switches": [{"name": "blue", "vni": BLUE, "subnet": "10.1.1.0/24"},
+                         {"name": "red", "vni": RED, "subnet": "10.1.1.0/24"}],
+    "vms": [{"name": "b1", "hypervisor": "hv1", "switch": "blue", "ip": "10.1.1.11", "mac": B1},
+            {"name": "r1", "hypervisor": "hv1", "switch": "red", "ip": "10.1.1.11", "mac": R1},
+            {"name": "b2", "hypervisor": "hv2", "switch": "blue", "ip": "10.1.1.12", "mac": B2}],
+    "static_bindings": [{"switch": "blue", "ip": STATIC_IP, "mac": STATIC_MAC}]}
 
 
 @pytest.fixture
 def net() -> Network:
-    net = Network(parse_topology({
-        "name": "t", "hypervisors": [{"name": "hv1"}, {"name": "hv2"}],
-        "logical_switches": [{"name": "blue", "vni": BLUE, "subnet": "10.1.1.0/24"},
-                             {"name": "red", "vni": RED, "subnet": "10.1.1.0/24"}],
-        "static_bindings": [{"switch": "blue", "ip": STATIC_IP, "mac": STATIC_MAC}]}))
-    hv1 = net.hypervisors["hv1"] = Hypervisor("hv1", "169.254.77.2", "192.168.50.1")
-    hv2 = net.hypervisors["hv2"] = Hypervisor("hv2", "169.254.77.3", "192.168.50.2")
-    net.set_attachments(hv1, {"t1": PORT_B1, "t3": PORT_R1})
-    net.set_attachments(hv2, {"t2": PORT_B2})
+    _, net = network(TOPO, learn=("b1", "b2", "r1"))
+    assert net.hypervisors["hv1"].attachments == {"b1": PORT_B1, "r1": PORT_R1}
+    assert net.hypervisors["hv2"].attachments == {"b2": PORT_B2}
     return net
 
 
@@ -97,7 +100,7 @@ def test_parse_arp_reads_a_good_frame():
 def test_a_vms_arp_teaches_its_binding(net):
     d = ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.12"))
     assert d.learned is True
-    assert net.bindings[BLUE]["10.1.1.11"] == Binding(BLUE, "10.1.1.11", B1, "snoop")
+    assert net.bindings[BLUE]["10.1.1.11"] == Binding(BLUE, "10.1.1.11", B1, "learned", "b1", 0.0)
     assert "10.1.1.11" not in net.bindings[RED]
     assert ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.12")).learned is False   # nothing new
 
@@ -178,15 +181,25 @@ def test_a_unicast_request_is_passed_to_its_target(net):
     assert (d.reply, d.forward) == (None, "unicast")
 
 
-def test_with_arp_suppression_off_the_controller_learns_but_floods_instead_of_answering(net):
+def test_a_configured_port_learns_nothing_and_its_address_is_answered_from_intent():
+    _, net = network(TOPO)                  # b1 and b2 have their configured IPs: nothing to snoop
+    before = dict(net.bindings[BLUE])
+    d = ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.12"))
+    assert d.learned is False and parse_arp(d.reply)[1].src_mac == B2
+    assert net.bindings[BLUE]["10.1.1.12"] == Binding(BLUE, "10.1.1.12", B2, "port", "b2")
+    assert ask(net, PORT_B1, frame(B1, "10.1.1.77", "10.1.1.77")).learned is False     # not its address
+    assert net.bindings[BLUE] == before and net.learned == {}
+
+
+def test_with_arp_suppression_off_a_request_for_a_known_ip_is_flooded(net):
     net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
     d = ask(net, PORT_B1, frame(B1, "10.1.1.11", STATIC_IP))
-    assert (d.reply, d.forward, d.learned) == (None, "flood", True)
-    assert net.bindings[BLUE]["10.1.1.11"].mac == B1
+    assert (d.reply, d.forward) == (None, "flood") and d.learned is True      # learning goes on
 
 
-def test_with_arp_suppression_off_a_router_still_answers_for_its_own_address(net):
+def test_with_arp_suppression_off_the_router_still_answers_for_its_lif():
+    _, net = network({**TOPO, "logical_routers": [{"name": "r", "interfaces": [{"switch": "blue", "ip": "10.1.1.1"}]}]},
+                     learn=("b1",))
     net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
-    net.bindings[BLUE]["10.1.1.1"] = Binding(BLUE, "10.1.1.1", "02:50:56:56:44:52", "lif")
-    d = ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.1"))
-    assert d.reply is not None and d.forward is None
+    eth, rep = parse_arp(ask(net, PORT_B1, frame(B1, "10.1.1.11", "10.1.1.1")).reply)
+    assert (eth.src, rep.src_mac, rep.src_ip) == (net.intent.vmac, net.intent.vmac, "10.1.1.1")

@@ -7,7 +7,7 @@ from controller.flows import BROADCAST, ETH_ARP, ETH_IP, MULTICAST, Flow, Goto, 
 from controller.l2 import l2_flows
 from controller.model import Attachment, Hypervisor, Network
 from controller.tables import Table
-from mininet_topos.topology import parse_topology
+from tests.labnet import network, port_of
 
 BLUE, RED = 5001, 5002
 STATIC_IP, STATIC_MAC = "10.1.1.50", "00:50:56:00:99:01"
@@ -32,22 +32,14 @@ TUNNEL = {"hv1": 101, "hv2": 102, "hv3": 103}   # ofport of the tunnel *to* that
 def net() -> Network:
     """hv1: b1=1, r1=2, b4=3; hv2: b2=1; hv3: r3=1. Tunnels in full mesh, on purpose: which
     VTEPs get a VNI's floods must follow the VNI, not the tunnels that happen to exist."""
-    topo = parse_topology(TOPO)
-    net = Network(topo)
-    for h in topo.hypervisors:
-        hv = net.hypervisors[h.name] = Hypervisor(h.name, str(h.mgmt_ip), str(h.vtep_ip))
-        vms = topo.vms_on(h.name)
-        net.set_attachments(hv, {f"t-{vm.name}": Attachment(f"t-{vm.name}", i, vm.name, vm.mac,
-                                                             topo.switch(vm.switch).vni)
-                                 for i, vm in enumerate(vms, start=1)})
-        hv.tunnels = {o: port for o, port in TUNNEL.items() if o != h.name}
-    for vm in topo.vms:   # every VM has spoken ARP once
-        net.learn_binding(topo.switch(vm.switch).vni, str(vm.ip), vm.mac)
+    _, net = network(TOPO, iface="t-{vm}")     # every VM's port has its configured IP
+    for hv in net.hypervisors.values():
+        hv.tunnels = {o: port for o, port in TUNNEL.items() if o != hv.name}
     return net
 
 
 def vm(net, name) -> tuple[Hypervisor, Attachment]:
-    return next((hv, a) for hv in net.hypervisors.values() for a in hv.attachments.values() if a.vm == name)
+    return port_of(net, name)
 
 
 def flows(net, hv_name) -> list[Flow]:
@@ -147,7 +139,7 @@ def test_flood_from_a_tunnel_goes_to_local_ports_only(net):
 
 def test_arp_responder_per_binding_answers_broadcast_requests_with_the_bound_mac(net):
     fs = [f for f in flows(net, "hv2") if f.table == Table.ARP_RESPONDER and f.priority == 100]
-    wanted = {STATIC_IP: STATIC_MAC, **{str(v.ip): v.mac for v in net.topology.vms if v.switch == "blue"}}
+    wanted = {STATIC_IP: STATIC_MAC, **{p.ips[0]: p.mac for p in net.intent.ports if p.switch == "blue"}}
     assert {dict(f.match)["arp_tpa"]: f for f in fs}.keys() == wanted.keys()
     for f in fs:
         ip = dict(f.match)["arp_tpa"]
@@ -182,7 +174,7 @@ def test_no_two_flows_share_a_key(net):
 def test_a_moving_vm_is_reached_at_its_newest_attachment_everywhere(net, dest):
     _, b2 = vm(net, "b2")
     new = net.hypervisors[dest]
-    net.set_attachments(new, {**new.attachments, "t-b2new": Attachment("t-b2new", 9, "b2", b2.mac, BLUE)})
+    net.set_interfaces(new, {**new.interfaces, "t-b2new": (9, "b2")})
     assert net.attachment_of(BLUE, b2.mac)[0] is new
     for hv in (h for h in net.hypervisors.values() if BLUE in h.vnis()):
         in_port = hv.tunnels["hv2"] if hv is new else min(a.ofport for a in hv.attachments.values())
@@ -191,7 +183,7 @@ def test_a_moving_vm_is_reached_at_its_newest_attachment_everywhere(net, dest):
 
 
 def test_wanted_tunnels_list_only_vteps_sharing_a_vni(net):
-    vtep = {h.name: str(h.vtep_ip) for h in net.topology.hypervisors}
+    vtep = {h.name: h.vtep_ip for h in net.hypervisors.values()}
     h = net.hypervisors
     assert net.wanted_tunnels(h["hv1"]) == {"hv2": vtep["hv2"], "hv3": vtep["hv3"]}
     assert net.wanted_tunnels(h["hv2"]) == {"hv1": vtep["hv1"]}

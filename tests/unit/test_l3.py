@@ -1,14 +1,15 @@
 """Distributed routing flows: what each hypervisor gets for the routers its VMs use."""
+import dataclasses
 import ipaddress
 
 import pytest
 
 from controller.flows import ETH_IP, DecTtl, Goto, Move, Output, SetField
 from controller.l3 import LPM_BASE, l3_flows
-from controller.model import Attachment, BindingConflict, Hypervisor, Network
+from controller.model import BindingConflict, Network
 from controller.pipeline import hypervisor_flows
 from controller.tables import REG_NEXT_HOP, Table
-from mininet_topos.topology import parse_topology
+from tests.labnet import network, port_of
 
 VMAC = "02:50:56:56:44:52"
 # Tenant A: aweb + aapp + aedge on router ra (default route via the edge VM); tenant B: bweb
@@ -37,17 +38,18 @@ TOPO = {
 
 @pytest.fixture
 def net() -> Network:
-    topo = parse_topology(TOPO)
-    net = Network(topo)
-    for n, h in enumerate(topo.hypervisors):
-        hv = net.hypervisors[h.name] = Hypervisor(h.name, str(h.mgmt_ip), str(h.vtep_ip))
-        net.set_attachments(hv, {vm.name: Attachment(vm.name, i, vm.name, vm.mac, topo.switch(vm.switch).vni)
-                                 for i, vm in enumerate(topo.vms_on(h.name), start=1)})
+    _, net = network(TOPO)              # every VM's port has its configured IP
     for h in net.hypervisors.values():
         h.tunnels = {o: 100 + i for i, o in enumerate(net.wanted_tunnels(h))}
-    for vm in topo.vms:
-        net.learn_binding(topo.switch(vm.switch).vni, str(vm.ip), vm.mac)
     return net
+
+
+def test_with_arp_suppression_off_only_the_lifs_are_answered_by_the_flows(net):
+    net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
+    fs = hypervisor_flows(net, net.hypervisors["hv1"])
+    answered = {(dict(f.match)["tunnel_id"], dict(f.match)["arp_tpa"]) for f in fs if f.table == Table.ARP_RESPONDER
+                and "arp_tpa" in dict(f.match)}
+    assert answered == {(6001, "10.1.1.1"), (7001, "10.1.1.1")}      # a1's and b1's gateways, not a1 or b1
 
 
 def routes(flows, src_vni):
@@ -57,8 +59,11 @@ def routes(flows, src_vni):
 
 def test_lifs_are_bound_to_the_vmac_and_cannot_be_claimed(net):
     assert net.bindings[6001]["10.1.1.1"].mac == VMAC and net.bindings[6001]["10.1.1.1"].source == "lif"
-    with pytest.raises(BindingConflict):
-        net.learn_binding(6001, "10.1.1.1", "00:50:56:00:00:01")
+    _, learning = network(TOPO, learn=("a1",))      # even a "learn the IP" port may not take it
+    _, a1 = port_of(learning, "a1")
+    with pytest.raises(BindingConflict, match=rf"10.1.1.1 is held by {VMAC} \(lif\)"):
+        learning.learn_binding(a1, "10.1.1.1")
+    assert learning.bindings[6001]["10.1.1.1"].source == "lif" and learning.learned == {}
 
 
 def test_gateway_arp_is_answered_with_the_vmac_on_the_vms_hypervisor(net):
@@ -87,7 +92,7 @@ def test_tenants_stay_apart(net):
     resolve = [f for f in fs if f.table == Table.L3_ARP_RESOLVE and f.priority == 100]
     assert {dict(f.match)["tunnel_id"] for f in resolve} <= {6001, 6002, 6003, 7001, 7002}
     b3 = [f for f in resolve if dict(f.match)["tunnel_id"] == 7002]
-    assert [SetField("eth_dst", net.topology.vm("b3").mac) in f.actions for f in b3] == [True]
+    assert [SetField("eth_dst", net.intent.port("b3").mac) in f.actions for f in b3] == [True]
 
 
 def test_echo_to_any_lif_of_the_router_is_answered_in_port(net):
@@ -110,7 +115,7 @@ def test_routed_vnis_bring_tunnels_and_unicast_flows_to_where_routed_packets_go(
     assert set(net.wanted_tunnels(hv1)) == {"hv2", "hv3"}          # a2/edge (tenant A), b3 (tenant B)
     assert set(net.wanted_tunnels(net.hypervisors["hv3"])) == {"hv1"}   # only bweb's b1 is routable from b3
     to_b3 = [f for f in hypervisor_flows(net, hv1) if f.table == Table.L2_LOOKUP
-             and dict(f.match).get("eth_dst") == net.topology.vm("b3").mac]
+             and dict(f.match).get("eth_dst") == net.intent.port("b3").mac]
     assert [f.actions for f in to_b3] == [(Output(hv1.tunnels["hv3"]),)]
 
 

@@ -9,9 +9,9 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from controller import openflow
 from controller.flows import MULTICAST, Flow, Goto, Move, Output, SetField
 from controller.l2 import arp_responder, l2_flows
-from controller.model import Attachment, Hypervisor, Network
+from controller.model import Network
 from controller.tables import Table
-from mininet_topos.topology import parse_topology
+from tests.labnet import network as lab_network
 
 # All a FLOW_MOD needs of a datapath to be built and serialized (os_ken MsgBase.serialize).
 DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
@@ -35,16 +35,15 @@ def read_back(msg) -> SimpleNamespace:
 
 
 def network() -> Network:
-    net = Network(parse_topology({
+    """hv1 with b1 and hv2 with b2 on blue, each on its hypervisor's port 1 ("tap"), their IPs
+    configured; a static binding; one tunnel each way (ofport 9)."""
+    _, net = lab_network({
         "name": "t", "hypervisors": [{"name": "hv1"}, {"name": "hv2"}],
         "logical_switches": [{"name": "blue", "vni": 5001, "subnet": "10.1.1.0/24"}],
-        "static_bindings": [{"switch": "blue", "ip": "10.1.1.50", "mac": "00:50:56:00:99:01"}]}))
-    for i, name in enumerate(("hv1", "hv2"), start=1):
-        hv = net.hypervisors[name] = Hypervisor(name, f"169.254.77.{i + 1}", f"192.168.50.{i}")
-        mac = f"00:50:56:00:00:0{i}"
-        net.set_attachments(hv, {"tap": Attachment("tap", 1, f"b{i}", mac, 5001)})
-        hv.tunnels = {"hv2" if i == 1 else "hv1": 9}
-        net.learn_binding(5001, f"10.1.1.1{i}", mac)
+        "vms": [{"name": f"b{i}", "hypervisor": f"hv{i}", "switch": "blue", "ip": f"10.1.1.1{i}",
+                 "mac": f"00:50:56:00:00:0{i}"} for i in (1, 2)],
+        "static_bindings": [{"switch": "blue", "ip": "10.1.1.50", "mac": "00:50:56:00:99:01"}]}, iface="tap")
+    net.hypervisors["hv1"].tunnels, net.hypervisors["hv2"].tunnels = {"hv2": 9}, {"hv1": 9}
     return net
 
 

@@ -10,17 +10,18 @@ import pytest
 from click.testing import CliRunner
 
 from controller.api import create_api, listen, serve
-from northbound_standin import InlineController
+from northbound_standin import InlineController, embedded_database
 from packetwalk.cli import main
 from packetwalk.show import table
 
 
 @pytest.fixture(scope="module")
-def url():
-    ctl = InlineController()
-    sock = listen("127.0.0.1", 0)
-    serve(create_api(lambda fn: fn(ctl)), sock)      # a daemon thread: it ends with the test run
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+def url(tmp_path_factory):
+    with embedded_database(tmp_path_factory.mktemp("nb")) as db:
+        ctl = InlineController(db)
+        sock = listen("127.0.0.1", 0)
+        serve(create_api(ctl), sock)      # a daemon thread: it ends with the test run
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def show(url, *args):
@@ -57,15 +58,15 @@ def test_show_mac_and_arp_tables(url):
                                        ["5002", "00:50:56:00:00:03", "vm3", "hv2", "192.168.50.2", "vm3"]]
     code, out = show(url, "arp-table", "5002")
     assert code == 0 and rows(out)[1:] == [["5002", "10.1.2.1", "02:50:56:56:44:52", "lif"],
-                                           ["5002", "10.1.2.13", "00:50:56:00:00:03", "snoop"]]
+                                           ["5002", "10.1.2.13", "00:50:56:00:00:03", "port"]]
 
 
 def test_show_routers_lists_lifs_then_routes(url):
     code, out = show(url, "routers")
     assert code == 0
     lifs, routes = out.split("\n\n")
-    assert rows(lifs)[1:] == [["dlr1", "web", "5001", "10.1.1.1", "10.1.1.0/24"],
-                              ["dlr1", "app", "5002", "10.1.2.1", "10.1.2.0/24"]]
+    assert rows(lifs)[1:] == [["dlr1", "app", "5002", "10.1.2.1", "10.1.2.0/24"],
+                              ["dlr1", "web", "5001", "10.1.1.1", "10.1.1.0/24"]]
     assert rows(routes) == [["Router", "Prefix", "Next-Hop"], ["dlr1", "0.0.0.0/0", "10.1.2.254"]]
 
 

@@ -1,0 +1,83 @@
+"""Several controllers on one database: who owns which hypervisor. Pure: no I/O, time comes in.
+
+Every controller registers itself in the database (a Controller row it renews every RENEW
+seconds) and computes the same rule for every hypervisor: rendezvous (highest random
+weight) hashing over the live controllers, so a controller's death moves only its own
+hypervisors, and a new controller takes about 1/N of them. Ownership is a lease written
+in the Hypervisor row (owner, lease end, role generation) by a transaction that verifies
+the row it read: two controllers can never both commit a claim. A controller acts as
+owner only while its own lease runs (minus a safety margin), so one that stops renewing
+(dead, or cut off from the database) stops before anyone else may start; the others claim
+its hypervisors when the lease has ended. The role generation goes up with every claim and
+is the OpenFlow role request's generation id: a switch refuses a master with an older one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Iterable
+
+RENEW = 0.5      # s: how often a controller renews its registration and its leases
+LEASE = 2.0      # s: how long a lease (and a registration) holds without renewal
+MARGIN = 0.3     # s: an owner stops acting this long before its lease ends
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    owner: str           # "" when released
+    until: float         # s since the epoch
+    generation: int      # the OpenFlow role generation id of the current owner
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    claim: tuple[str, ...] = ()      # take (free, expired, or ours by rule), generation + 1
+    renew: tuple[str, ...] = ()      # ours and still ours by rule: extend
+    release: tuple[str, ...] = ()    # ours but another live controller's by rule: give back
+
+
+def weight(controller: str, hypervisor: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{controller}|{hypervisor}".encode(), digest_size=8).digest(), "big")
+
+
+def rendezvous(hypervisor: str, controllers: Iterable[str]) -> str | None:
+    """The controller that should own `hypervisor`: the same answer everywhere."""
+    return max(controllers, key=lambda c: (weight(c, hypervisor), c), default=None)
+
+
+def live(registered: dict[str, float], now: float) -> set[str]:
+    """Controllers whose registration was renewed within a lease: name -> last renewal."""
+    return {name for name, renewed in registered.items() if now - renewed <= LEASE}
+
+
+def decide(me: str, hypervisors: Iterable[str], registered: dict[str, float], leases: dict[str, Lease],
+           now: float) -> Decision:
+    """What `me` should write this round. Another live controller's unexpired lease is never
+    taken, even if the rule now says `me`: it releases first (or its lease runs out)."""
+    alive = live(registered, now) | {me}
+    claim, renew, release = [], [], []
+    for hv in sorted(hypervisors):
+        lease = leases.get(hv, Lease("", 0.0, 0))
+        mine = lease.owner == me and lease.until > now
+        if rendezvous(hv, alive) == me:
+            if mine:
+                renew.append(hv)
+            elif not lease.owner or lease.until <= now:
+                claim.append(hv)
+        elif mine:
+            release.append(hv)
+    return Decision(tuple(claim), tuple(renew), tuple(release))
+
+
+def owned(me: str, leases: dict[str, Lease], now: float) -> set[str]:
+    """The hypervisors `me` may program now: its leases with more than MARGIN left."""
+    return {hv for hv, lease in leases.items() if lease.owner == me and lease.until - MARGIN > now}
+
+
+def spread(leases: dict[str, Lease], now: float) -> dict[str, list[str]]:
+    """owner -> its hypervisors (current leases only), for `show hypervisors` and the bench."""
+    out: dict[str, list[str]] = {}
+    for hv, lease in sorted(leases.items()):
+        if lease.owner and lease.until > now:
+            out.setdefault(lease.owner, []).append(hv)
+    return out
