@@ -80,6 +80,11 @@ def figure(value, unit: str = "", *, baseline=None, baseline_of: str | None = No
     return fig
 
 
+def not_measured(name: str, unit: str, at: dict | None, why: Exception) -> dict:
+    """{name: a figure with no value}, saying why (a lab that did not come up, ...)."""
+    return {name: figure(None, unit, at=at, note=f"not measured: {why}")}
+
+
 def ratio(a, b):
     """a / b rounded, or None when either is missing or b is 0."""
     return round(a / b, 2) if a is not None and b else None

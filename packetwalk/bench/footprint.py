@@ -16,7 +16,8 @@ from controller.intent import parse_intent
 from controller.model import Hypervisor, Network
 from controller.pipeline import hypervisor_flows
 from mininet_topos.topology import intent_dict, parse_topology
-from packetwalk.bench import figure, labs
+from mininet_topos.lab import LabError
+from packetwalk.bench import figure, labs, not_measured
 
 REFERENCE = "reference OVN 23.03 lab"
 OVN_FLOWS = {(2, 2): 446, (4, 4): 508, (8, 4): 580}
@@ -116,5 +117,8 @@ def run(quick: bool, progress) -> dict:
     _, per_unreachable = fit([(8 * t,) for t in counts], reach)
     figs["flows_per_unreachable_vm"] = figure(per_unreachable, "flows", target=("==", 0),
                                               note=f"hv1's flows as tenants of 8 VMs are added elsewhere: {reach}")
-    figs.update(_lab_flows(quick, progress))
+    try:
+        figs.update(_lab_flows(quick, progress))
+    except LabError as e:
+        figs.update(not_measured("lab_flows_hv1@2x2", "flows", {"hypervisors": 2, "vms": 4}, e))
     return figs

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from mininet_topos.lab import Lab
+from mininet_topos.lab import Lab, LabError
 from mininet_topos.topology import load_topology
 
 SWITCHES = ({"name": "web", "net": 1}, {"name": "app", "net": 2})
@@ -83,14 +83,22 @@ def session(progress):
         _session = None
 
 
-def start(spec: dict, progress) -> tuple[Lab, float]:
+def start(spec: dict, progress, tries: int = 1) -> tuple[Lab, float]:
     """A freshly started lab for `spec` and the seconds its start took (any running one is
-    stopped first). In a session it is kept for later scenarios; else the caller stops it."""
+    stopped first). In a session it is kept for later scenarios; else the caller stops it.
+    A lab that does not come up is tried again, up to `tries` times in all (LabError)."""
     owner = _session or _Session(progress)
     owner.stop()
-    lab_ = Lab(load_topology(owner.write(spec)), progress=lambda m: progress(f"lab {spec['name']}: {m}"))
-    t0 = time.monotonic()
-    lab_.start()
+    for attempt in range(1, tries + 1):
+        lab_ = Lab(load_topology(owner.write(spec)), progress=lambda m: progress(f"lab {spec['name']}: {m}"))
+        t0 = time.monotonic()
+        try:
+            lab_.start()
+            break
+        except LabError as e:
+            if attempt == tries:
+                raise
+            progress(f"lab {spec['name']} did not come up ({e}): starting it again")
     seconds = time.monotonic() - t0
     if _session is not None:
         _session.running, _session.spec = lab_, spec
@@ -105,7 +113,7 @@ def lab(spec: dict, progress):
     if _session is not None and _session.spec == spec:
         yield _session.running
         return
-    running, _ = start(spec, progress)
+    running, _ = start(spec, progress, tries=2)
     try:
         yield running
     finally:
