@@ -135,6 +135,10 @@ def _die_with_parent():
 class _Idl(ovs_idl.Idl):
     on_change = None
 
+    def is_connected(self) -> bool:
+        """python-ovs's Idl (3.1, Debian 12's) has no is_connected(); its session does."""
+        return self._session.is_connected()
+
     def notify(self, event, row, updates=None):
         if self.on_change:
             self.on_change(row._table.name)
