@@ -114,6 +114,9 @@ def run(quick: bool, progress) -> dict:
     counts = [1, 2, 4] if quick else [1, 2, 4, 8, 16]
     progress(f"tenants beside hv1's: {counts} tenants of 2x4 each")
     reach = [flows_per_hypervisor(tenants(t, 2, 4)) for t in counts]
+    for t, n in zip(counts, reach):
+        figs[f"flows_beside_tenants@{t}t"] = figure(n, "flows", at={"hypervisors": 2 * t, "vms": 8 * t},
+                                                    note=f"hv1 in tenant 1 of {t} (2 hypervisors x 4 VMs each)")
     _, per_unreachable = fit([(8 * t,) for t in counts], reach)
     figs["flows_per_unreachable_vm"] = figure(per_unreachable, "flows", target=("==", 0),
                                               note=f"hv1's flows as tenants of 8 VMs are added elsewhere: {reach}")
