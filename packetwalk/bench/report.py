@@ -49,6 +49,7 @@ def run(names: list[str], quick: bool, progress) -> dict:
             entry["seconds"] = round(time.monotonic() - t0, 1)
             progress(f"{name}: done in {entry['seconds']} s")
             result["scenarios"][name] = entry
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["ok"] = all("error" not in s and ("figures" in s and s["figures"] or "not_available" in s)
                        for s in result["scenarios"].values())
     return result
@@ -57,7 +58,8 @@ def run(names: list[str], quick: bool, progress) -> dict:
 def text(result: dict) -> str:
     m = result["machine"]
     lines = [f"packetwalk bench{' --quick' if result['quick'] else ''}: {result['date']}, "
-             f"{m['cpus']} CPUs ({m['cpu']}), load {m['load_average']}"]
+             f"{m['cpus']} CPUs ({m['cpu']}), load {m['load_average']} before, "
+             f"{result.get('load_average_after')} after"]
     for name, s in result["scenarios"].items():
         lines += ["", f"== {name} ({s['seconds']} s)"]
         if "not_available" in s:
