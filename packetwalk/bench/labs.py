@@ -83,6 +83,12 @@ def session(progress):
         _session = None
 
 
+def release() -> None:
+    """Stop the session's lab now (a scenario that brings its own network wants the CPU)."""
+    if _session is not None:
+        _session.stop()
+
+
 def start(spec: dict, progress, tries: int = 1) -> tuple[Lab, float]:
     """A freshly started lab for `spec` and the seconds its start took (any running one is
     stopped first). In a session it is kept for later scenarios; else the caller stops it.
