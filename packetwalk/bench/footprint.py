@@ -97,7 +97,7 @@ def run(quick: bool, progress) -> dict:
     by_hypervisors = [2, 4, 8] if quick else [2, 4, 8, 16, 32, 64]
     by_vms = [1, 2, 4] if quick else [1, 2, 4, 8, 16, 32]
     sizes = sorted({(h, 4) for h in by_hypervisors} | {(8, v) for v in by_vms} | set(OVN_FLOWS))
-    figs, rows, ys = {}, [], []
+    figs, rows, ys, mods = {}, [], [], []
     for h, v in sizes:
         progress(f"{h}x{v}: the model's flows per hypervisor and flow-mods per attach")
         spec = labs.grid(h, v)
@@ -107,10 +107,14 @@ def run(quick: bool, progress) -> dict:
         at, ref = {"hypervisors": h, "vms": h * v}, OVN_FLOWS.get((h, v))
         figs[f"flows_per_hypervisor@{h}x{v}"] = figure(n, "flows", baseline=ref,
                                                        baseline_of=REFERENCE if ref else None, at=at)
-        figs[f"flow_mods_per_attach@{h}x{v}"] = figure(flow_mods_per_attach(spec), "flow-mods", at=at)
+        mods.append(flow_mods_per_attach(spec))
+        figs[f"flow_mods_per_attach@{h}x{v}"] = figure(mods[-1], "flow-mods", at=at)
     _, per_vm, per_hv = fit(rows, ys)
     figs["fitted_flows_per_vm"] = figure(per_vm, "flows", note="least squares: flows = a + b * VMs + c * hypervisors")
     figs["fitted_flows_per_hypervisor"] = figure(per_hv, "flows", note="c in the same fit")
+    _, mods_per_vm, mods_per_hv = fit(rows, mods)
+    figs["fitted_flow_mods_per_attach_per_vm"] = figure(mods_per_vm, "flow-mods", note="the same fit of flow-mods per attach")
+    figs["fitted_flow_mods_per_attach_per_hypervisor"] = figure(mods_per_hv, "flow-mods", note="c in that fit")
     counts = [1, 2, 4] if quick else [1, 2, 4, 8, 16]
     progress(f"tenants beside hv1's: {counts} tenants of 2x4 each")
     reach = [flows_per_hypervisor(tenants(t, 2, 4)) for t in counts]
