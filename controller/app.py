@@ -35,9 +35,10 @@ from controller import arp as arp_logic
 from controller import nbdb
 from controller import icmp
 from controller import openflow
-from controller.flows import Flow, diff
+from controller.connection import Link, OvsdbWorker
+from controller.convergence import Actions, Convergence
+from controller.flows import Flow
 from controller.northbound import Conflict, NoAnswer
-from controller.pipeline import hypervisor_flows
 from controller.model import IFACE_ID, Hypervisor, Network
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
 from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
@@ -65,13 +66,29 @@ class EventTick(event.EventBase):
 
 
 class EventOvsdbChanged(event.EventBase):
-    def __init__(self, address):
+    def __init__(self, address, snap):
         super().__init__()
-        self.address = address
+        self.address, self.snap = address, snap
+
+
+class EventOvsdbFailed(event.EventBase):
+    def __init__(self, address, error):
+        super().__init__()
+        self.address, self.error = address, error
 
 
 class EventSyncTimeout(event.EventBase):
     pass
+
+
+class EventLiveness(event.EventBase):
+    pass
+
+
+class EventTunnelsDone(event.EventBase):
+    def __init__(self, hypervisor, error):
+        super().__init__()
+        self.hypervisor, self.error = hypervisor, error
 
 
 class EventCall(event.EventBase):
@@ -90,6 +107,10 @@ class EventResolveTimeout(event.EventBase):
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
+LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
+PUBLISH_INTERVAL = 0.1  # s: the state file and the database's reports, at most this often
+ECHO_INTERVAL = 0.5    # s between OpenFlow echo requests; after MAX_UNREPLIED_ECHOS unanswered: down
+MAX_UNREPLIED_ECHOS = 3
 
 
 class PacketwalkController(app_manager.OSKenApp):
@@ -112,12 +133,21 @@ class PacketwalkController(app_manager.OSKenApp):
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
-        self.datapaths = {}          # management address -> datapath
+        self.conv = Convergence(self.net)       # engine, reconciler, dispatch (pure)
+        self.datapaths = {}          # dpid -> datapath
+        self.links = {}              # dpid -> Link (its send queue)
         self.dbs = {}                # management address -> HypervisorDB
-        self.installed = {}          # management address -> set of our cookies on br-int
-        self.flows = {}              # management address -> the flows those cookies are (as last sent)
+        self.workers = {}            # management address -> OvsdbWorker (its OVSDB session's thread)
+        self.hv_by_dpid = {}         # dpid -> hypervisor name
+        self.dpid_of = {}            # hypervisor -> br-int's datapath ID, as its OVSDB says
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
-        self._dirty = set()
+        self.port_gen = {}           # logical port -> the generation that attached it (port status)
+        self._read = {}              # dpid -> our cookies read from br-int, until its hypervisor is known
+        self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
+        self._published_at = 0.0     # when the state file and the database reports were last written
+        self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
+        self._publish_due = False
+        self._tunnel_check = set()
         self._flow_stats_buf = {}
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
         self.synced = False          # until every hypervisor the data plane names has been read
@@ -128,6 +158,7 @@ class PacketwalkController(app_manager.OSKenApp):
         thread = super().start()
         hub.spawn(self._connect_nb)
         hub.spawn(self._ticker)
+        hub.spawn(self._liveness_ticker)
         if self._api_socket:
             api.serve(api.create_api(self), self._api_socket)
             LOG.info("northbound API on http://%s:%d/v1 (OpenAPI: /openapi.json)", CONF.api_listen_host, CONF.api_port)
@@ -154,7 +185,23 @@ class PacketwalkController(app_manager.OSKenApp):
             ev.future.set_exception(e)
 
     def installed_flows(self, hv: Hypervisor) -> list[Flow]:
-        return list(self.flows.get(hv.address, {}).values())
+        installed = self.conv.rec.installed(hv.name) or set()
+        return [f for c, f in self.conv.engine.flows(hv.name).items() if c in installed]
+
+    def realized(self) -> dict:
+        """OVN's --wait=hv: `generation` counts the changes taken in; `realized` is the
+        newest whose flows are confirmed on every hypervisor it touches."""
+        return self.conv.realized
+
+    def wait_realized(self, generation: int, timeout: float) -> bool:
+        """(Any thread) True once `generation` is realized, False after `timeout` s. Reads
+        only `self.realized_now`, which the app's thread replaces whole (one atomic store)."""
+        deadline = time.monotonic() + timeout
+        while self.realized_now < generation:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def stop(self):
         if self.server:
@@ -251,8 +298,16 @@ class PacketwalkController(app_manager.OSKenApp):
                             self.nb.remote)
             self._nb_up = up
 
+    def _port_realized(self, lport: str) -> bool:
+        """A port is up once the change that attached it is confirmed everywhere it touches."""
+        d = self.conv.dispatch
+        return self.port_gen.setdefault(lport, d.generation) <= d.realized
+
     def _report(self):
         """Hand the database what this controller knows now (written off this thread)."""
+        attached = self.net.attached_ports()
+        for lport in [p for p in self.port_gen if p not in attached]:
+            del self.port_gen[lport]
         now = int(time.time() * 1000)
         view = {
             "Learned_Binding": {(self.net.switches[b.vni].name, b.ip): {
@@ -261,7 +316,8 @@ class PacketwalkController(app_manager.OSKenApp):
             "Hypervisor": {h.name: {"name": h.name, "vtep_ip": h.vtep_ip or "", "address": h.address,
                                     "dpid": "" if h.dpid is None else f"{h.dpid:016x}", "openflow": h.of_connected,
                                     "ovsdb": h.ovsdb_connected} for h in self.net.hypervisors.values()},
-            "Port_Status": {a.lport: {"port": a.lport, "up": True, "hypervisor": h.name, "interface": a.port}
+            "Port_Status": {a.lport: {"port": a.lport, "up": self._port_realized(a.lport), "hypervisor": h.name,
+                                      "interface": a.port}
                             for h in self.net.hypervisors.values() for a in h.attachments.values()},
         }
         if view != self._reported:
@@ -273,51 +329,97 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _switch_features(self, ev):
         dp = ev.msg.datapath
-        address = dp.address[0]
-        LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, address)
-        self.datapaths[address] = dp
-        self.installed.pop(address, None)
-        self.flows.pop(address, None)
-        self._flow_stats_buf.pop(address, None)       # a half-read reply of a dropped connection
-        hv = self._hv_at(address)
+        LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, dp.address[0])
+        if dp.id in self.links:
+            self.links[dp.id].close()
+        self.datapaths[dp.id], self.links[dp.id] = dp, Link(dp)
+        self._flow_stats_buf.pop(dp.id, None)       # a half-read reply of a dropped connection
+        self._read.pop(dp.id, None)
+        hv = self._hv_of(dp.id)
         if hv:
             hv.dpid = dp.id
-        dp.send_msg(openflow.packet_ins_wanted(dp))
-        dp.send_msg(openflow.our_flows_request(dp))
+            self._reread(hv, "reconnected")
+        else:
+            self.links[dp.id].send([openflow.our_flows_request(dp)])
+        self.links[dp.id].send([openflow.packet_ins_wanted(dp)])
+        address = dp.address[0]
         if address not in self.dbs:
-            self.dbs[address] = HypervisorDB(address, lambda a=address: self._ovsdb_changed(a))
-            hub.spawn(self._connect_ovsdb, address)
+            worker = self.workers[address] = OvsdbWorker(
+                HypervisorDB(address, lambda a=address: self.workers[a].read()),
+                lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
+                lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
+            self.dbs[address] = worker.db
+            worker.start()
+
+    def _reread(self, hv: Hypervisor, why: str) -> None:
+        """Read what hv's br-int holds again (reconnect, or an update it refused), then
+        converge it by difference; meanwhile nothing waits for it."""
+        LOG.info("%s: reading its flows again (%s)", hv.name, why)
+        self._send(self.conv.reread(hv.name))
+        dp = self._dp(hv)
+        if dp is not None:
+            self._read.pop(dp.id, None)
+            self.links[dp.id].send([openflow.our_flows_request(dp)])
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
-        address = ev.msg.datapath.address[0]
-        buf = self._flow_stats_buf.setdefault(address, set())
+        dpid = ev.msg.datapath.id
+        buf = self._flow_stats_buf.setdefault(dpid, set())
         buf.update(s.cookie for s in ev.msg.body)
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
-            self.installed[address] = self._flow_stats_buf.pop(address)
-            LOG.info("OpenFlow: %s holds %d of our flows", address, len(self.installed[address]))
+            cookies = self._flow_stats_buf.pop(dpid)
+            LOG.info("OpenFlow: %016x holds %d of our flows", dpid, len(cookies))
+            hv = self._hv_of(dpid)
+            if hv is None:
+                self._read[dpid] = cookies           # taken in once its OVSDB says whose it is
+            else:
+                self.conv.read(hv.name, cookies)
+            self._converge()
+
+    @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
+    def _bundle_reply(self, ev):
+        msg = ev.msg
+        hv = self._hv_of(msg.datapath.id)
+        if not openflow.is_commit_reply(msg) or hv is None:
+            return
+        self._bundles.pop((msg.datapath.id, msg.bundle_id), None)
+        self._act(self.conv.confirmed(hv.name, msg.bundle_id))
+        if self.conv.dispatch.idle:
+            self._publish()
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def _error(self, ev):
+        msg = ev.msg
+        found = next(((b, v) for (d, b), v in self._bundles.items()
+                      if d == msg.datapath.id and v[1] <= msg.xid <= v[2]), None)
+        hv = self._hv_of(msg.datapath.id)
+        LOG.error("OpenFlow %s: error type %d code %d%s", hv.name if hv else f"{msg.datapath.id:016x}",
+                  msg.type, msg.code, f" in bundle {found[0]}" if found else "")
+        if hv is not None and found:
+            del self._bundles[(msg.datapath.id, found[0])]
+            self._reread(hv, f"bundle {found[0]} refused")
             self._converge()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _disconnected(self, ev):
         dp = ev.datapath
-        if dp.address is None or self.datapaths.get(dp.address[0]) is not dp:
+        if dp.id is None or self.datapaths.get(dp.id) is not dp:
             return
-        address = dp.address[0]
-        LOG.warning("OpenFlow: %s disconnected", address)
-        del self.datapaths[address]
-        self.installed.pop(address, None)
-        self.flows.pop(address, None)
-        hv = self._hv_at(address)
+        LOG.warning("OpenFlow: %016x disconnected", dp.id)
+        del self.datapaths[dp.id]
+        self.links.pop(dp.id).close()
+        self._read.pop(dp.id, None)
+        hv = self._hv_of(dp.id)
         if hv:
             hv.dpid = None
-        self._write_state()
+            self._send(self.conv.forget(hv.name))
+        self._converge()
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
         dp = msg.datapath
-        hv = self._hv_at(dp.address[0])
+        hv = self._hv_of(dp.id)
         in_port = msg.match.get("in_port")
         port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
         if port is None:
@@ -340,10 +442,10 @@ class PacketwalkController(app_manager.OSKenApp):
         decision = arp_logic.decide(self.net, port, eth, req, time.time())
         LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
         if decision.reply:
-            dp.send_msg(openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
+            self._out(dp, openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
         elif decision.forward:
             table = Table.FLOOD if decision.forward == "flood" else Table.L2_LOOKUP
-            dp.send_msg(openflow.packet_out(dp, port.ofport, msg.data, [
+            self._out(dp, openflow.packet_out(dp, port.ofport, msg.data, [
                 openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
         if decision.learned:
             self._converge()
@@ -354,7 +456,7 @@ class PacketwalkController(app_manager.OSKenApp):
             return
         frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac)
         LOG.info("%s: ICMP %d/%d to %s from router %s", port.lport, kind[0], kind[1], port.lport, gateway)
-        dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
+        self._out(dp, openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
 
     def _resolve(self, dp, port, msg):
         """A routed packet whose next hop has no binding: hold it, ARP from the router's LIF
@@ -369,12 +471,12 @@ class PacketwalkController(app_manager.OSKenApp):
         if len(held) > 1:
             return
         host = next(iter(self.net.vtep_table(vni)), None)
-        sender = self.datapaths.get(host.address) if host else None
+        sender = self._dp(host) if host else None
         lif = self.net.lif_ip(vni)
         if sender and lif:
             LOG.info("router: who has %s on VNI %d? (asked from %s)", key[1], vni, host.name)
             request = arp_logic.arp_request(self.net.intent.vmac, lif, key[1])
-            sender.send_msg(openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
+            self._out(sender, openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
                 openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
                 openflow.Resubmit(Table.FLOOD)]))
         hub.spawn_after(RESOLVE_TIMEOUT, lambda: self.send_event(self.name, EventResolveTimeout(key)))
@@ -388,48 +490,39 @@ class PacketwalkController(app_manager.OSKenApp):
     def _release_resolved(self):
         for key in [k for k in self.pending if k[1] in self.net.bindings.get(k[0], {})]:
             for dp, port, data in self.pending.pop(key):
-                dp.send_msg(openflow.packet_out(dp, port.ofport, data, [
+                self._out(dp, openflow.packet_out(dp, port.ofport, data, [
                     openflow.SetField("tunnel_id", key[0]),
                     openflow.SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(key[1]))),
                     openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
 
     # --- OVSDB ------------------------------------------------------------------------------
-    def _connect_ovsdb(self, address):
-        try:
-            self.dbs[address].connect()
-        except ConnectionError as e:
-            LOG.error("%s", e)
-            self.dbs.pop(address, None)
-            return
-        LOG.info("OVSDB: connected to %s", self.dbs[address].target)
-        self._ovsdb_changed(address)
-
-    def _ovsdb_changed(self, address):
-        """Called from ovsdbapp's thread: coalesce into one event for the app's thread."""
-        with self._lock:
-            if address in self._dirty:
-                return
-            self._dirty.add(address)
-        self.send_event(self.name, EventOvsdbChanged(address))
+    @set_ev_cls(EventOvsdbFailed)
+    def _on_ovsdb_failed(self, ev):
+        LOG.error("%s", ev.error)
+        self.dbs.pop(ev.address, None)          # the next OpenFlow connection tries again
+        self.workers.pop(ev.address, None)
 
     @set_ev_cls(EventOvsdbChanged)
     def _on_ovsdb(self, ev):
-        with self._lock:
-            self._dirty.discard(ev.address)
-        db = self.dbs.get(ev.address)
-        if db is None or db.api is None:
+        db, snap = self.dbs.get(ev.address), ev.snap
+        if db is None:
             return
-        snap = db.snapshot()
         if not snap.system_id:
             LOG.warning("OVSDB %s: Open_vSwitch external_ids:system-id is not set: ignored", ev.address)
             return
         hv = self.net.hypervisors.get(snap.system_id)
         if hv is None:
-            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address)
+            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
             LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
-        dp = self.datapaths.get(ev.address)
-        hv.dpid = dp.id if dp else None
+        if self.dpid_of.get(hv.name) != snap.dpid:
+            self.hv_by_dpid.pop(self.dpid_of.get(hv.name), None)
+            self.dpid_of[hv.name] = snap.dpid
+            self.hv_by_dpid[snap.dpid] = hv.name
+        if snap.dpid in self._read:
+            self.conv.read(hv.name, self._read.pop(snap.dpid))
+        hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
+        self._tunnel_check.add(hv.name)
         interfaces, tunnels, state = {}, {}, {}
         for iface in snap.interfaces:
             remote = iface.external_ids.get(REMOTE_KEY)
@@ -451,6 +544,43 @@ class PacketwalkController(app_manager.OSKenApp):
                             "(until that port is created)", hv.name, name, iface_id)
                 self._unbound[(hv.name, name)] = iface_id
 
+    def _tunnels_done(self, hv: str, error) -> None:
+        """Called from a worker's thread: an event for the app's."""
+        self.send_event(self.name, EventTunnelsDone(hv, error))
+
+    @set_ev_cls(EventTunnelsDone)
+    def _on_tunnels_done(self, ev):
+        if ev.error is not None:
+            LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor, ev.error)
+            self.conv.tunnels_failed(ev.hypervisor)
+
+    # --- liveness ---------------------------------------------------------------------------
+    def _liveness_ticker(self):
+        while True:
+            hub.sleep(LIVENESS_TICK)
+            self.send_event(self.name, EventLiveness())
+
+    @set_ev_cls(EventLiveness)
+    def _liveness(self, ev):
+        """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
+        unanswered (os-ken then drops the connection): either way the hypervisor is down."""
+        changed, self.realized_now = False, self.conv.dispatch.realized
+        for hv in self.net.hypervisors.values():
+            db = self.dbs.get(hv.address)
+            connected = bool(db and db.connected)
+            if connected != hv.ovsdb_connected:
+                LOG.warning("OVSDB: %s %s", hv.name, "back" if connected else "lost")
+                hv.ovsdb_connected, changed = connected, True
+                if connected:
+                    self.workers[hv.address].read()
+        if changed:
+            self._converge()
+        elif self._publish_due:
+            self._publish()
+
+    def _alive(self, hv: Hypervisor) -> bool:
+        return hv.ovsdb_connected and self.dpid_of.get(hv.name) in self.datapaths
+
     # --- wanted state -----------------------------------------------------------------------
     @set_ev_cls(EventSyncTimeout)
     def _sync_timeout(self, ev):
@@ -470,17 +600,29 @@ class PacketwalkController(app_manager.OSKenApp):
         named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
         named |= set(self.net.hypervisors)
         ready = {h.name for h in self.net.hypervisors.values()
-                 if h.ovsdb_connected and h.address in self.installed}
+                 if h.ovsdb_connected and (h.name in self.conv.rec.switches or h.name in self.conv.reads)}
         return named - ready
 
     def _converge(self):
-        """Bring every hypervisor to the wanted state by difference: tunnel ports, then flows.
+        """Bring every hypervisor to the wanted state by difference: the engine recomputes
+        what the changes touch, the reconciler turns that into plans, the dispatch sends
+        them (tunnel ports go to each hypervisor's OVSDB worker).
 
         A (re)started controller first waits until it has read every hypervisor the data
         plane names: deciding on half a picture would tear down tunnels and flows that are
         carrying traffic. Nothing at all is decided before intent is read from the database."""
         if not self.intent_read:
             return
+        for hv in self.net.hypervisors.values():
+            alive = self._alive(hv)
+            if alive == hv.up:
+                continue
+            LOG.warning("hypervisor %s: %s", hv.name, "up" if alive else "DOWN")
+            self.net.set_up(hv, alive)
+            if alive:                # back: what its br-int holds now is read, then the difference
+                self._reread(hv, "up again")
+            else:
+                self._send(self.conv.forget(hv.name))
         if not self.synced:
             if self._unsynced() or not self.net.hypervisors:
                 self._write_state()
@@ -488,50 +630,72 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
             self._learned_ports_not_back()
-        for hv in self.net.hypervisors.values():
-            try:
-                self._converge_tunnels(hv)
-            except Exception as e:     # one hypervisor's OVSDB trouble must not stop the others
-                LOG.error("%s: tunnel ports not changed (retried on the next change): %s", hv.name, e)
-            dp = self.datapaths.get(hv.address)
-            if dp is None or hv.address not in self.installed:
-                continue
-            wanted = {f.cookie: f for f in hypervisor_flows(self.net, hv)}
-            d = diff(list(wanted.values()), self.installed[hv.address])
-            self.flows[hv.address] = wanted
-            if not d:
-                continue
-            for flow in d.add:
-                dp.send_msg(openflow.flow_add(dp, flow))
-            for cookie in d.delete:
-                dp.send_msg(openflow.flow_delete(dp, cookie))
-            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
-            self.installed[hv.address] = (self.installed[hv.address] - set(d.delete)) | {f.cookie for f in d.add}
-            self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
-            LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
+        self._act(self.conv.converge(self._tunnel_check))
+        self._tunnel_check.clear()
         self._release_resolved()
-        self._report()
-        self._write_state()
+        self._publish()
 
-    def _converge_tunnels(self, hv):
-        db = self.dbs.get(hv.address)
-        if not (db and db.api):
-            return
-        wanted = self.net.wanted_tunnels(hv)
-        if set(wanted) != set(hv.tunnel_state):
-            present = {i.name: i for i in db.snapshot().interfaces if i.external_ids.get(REMOTE_KEY)}
-            LOG.info("%s: tunnels to %s", hv.name, ", ".join(sorted(wanted)) or "none")
-            db.set_tunnels(wanted, present)
+    def _publish(self, force: bool = False) -> None:
+        """The state file and the database's reports (both O(network)): at once if the last
+        were written more than PUBLISH_INTERVAL ago, else on the next liveness tick."""
+        self.realized_now = self.conv.dispatch.realized
+        if force or time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
+            self._published_at, self._publish_due = time.monotonic(), False
+            self._report()
+            self._write_state()
+        else:
+            self._publish_due = True
 
-    def _hv_at(self, address) -> Hypervisor | None:
-        return next((h for h in self.net.hypervisors.values() if h.address == address), None)
+    def _act(self, actions: Actions) -> None:
+        """Do what the convergence says: tunnel ports to the OVSDB workers, bundles to the links."""
+        for plan in actions.plans:
+            LOG.info("plan %d: %s", plan.seq, "; ".join(
+                ", ".join(f"{u.hypervisor} +{len(u.add)} -{len(u.delete)}" for u in stage) for stage in plan.stages))
+        for update in actions.tunnels:
+            LOG.info("%s: tunnels to %s", update.hypervisor, ", ".join(sorted(update.wanted)) or "none")
+            self.workers[self.net.hypervisors[update.hypervisor].address].tunnels(update.hypervisor, update)
+        self._send(actions.sends)
+
+    def _send(self, sends):
+        """Each send as one bundle on its hypervisor's link; a hypervisor that is gone is
+        not waited for."""
+        sends = list(sends)
+        while sends:
+            s = sends.pop(0)
+            hv = self.net.hypervisors.get(s.hypervisor)
+            dp = self._dp(hv) if hv else None
+            if dp is None:
+                sends += self.conv.dispatch.fail(s.hypervisor)
+                continue
+            msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
+            for m in msgs:
+                dp.set_xid(m)
+            self._bundles[(dp.id, s.bundle_id)] = (hv.name, msgs[0].xid, msgs[-1].xid)
+            self.links[dp.id].send(msgs)
+            self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
+
+    def _out(self, dp, msg) -> None:
+        """A packet-out, through the hypervisor's send queue (never blocking this thread)."""
+        link = self.links.get(dp.id)
+        if link is not None:
+            link.send([msg])
+
+    def _dp(self, hv: Hypervisor):
+        return self.datapaths.get(self.dpid_of.get(hv.name))
+
+    def _hv_of(self, dpid) -> Hypervisor | None:
+        """The hypervisor whose br-int has this datapath ID (known by system-id, not address)."""
+        name = self.hv_by_dpid.get(dpid)
+        return self.net.hypervisors.get(name) if name else None
 
     def _write_state(self):
         if not CONF.state_file:
             return
         tmp = CONF.state_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(state_dict(self.net, self.flow_mods, self.installed), f, indent=1, sort_keys=True)
+            installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
+            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized()},
+                      f, indent=1, sort_keys=True)
         os.replace(tmp, CONF.state_file)
 
 
@@ -540,11 +704,11 @@ def state_dict(net: Network, flow_mods: dict, installed: dict) -> dict:
     return {
         "hypervisors": {h.name: {
             "address": h.address, "vtep_ip": h.vtep_ip, "dpid": h.dpid,
-            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected,
+            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected, "up": h.up,
             "attachments": {a.port: {"vm": a.lport, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
                             for a in h.attachments.values()},
             "tunnels": {r: {"ofport": h.tunnels.get(r), "bfd": s} for r, s in h.tunnel_state.items()},
-            "flows": len(installed.get(h.address, ())), "flow_mods": flow_mods.get(h.name, 0),
+            "flows": installed.get(h.name, 0), "flow_mods": flow_mods.get(h.name, 0),
         } for h in net.hypervisors.values()},
         "vteps": {str(vni): [h.name for h in net.vtep_table(vni)] for vni in net.switches},
         "arp_table": {str(vni): {ip: {"mac": b.mac, "source": b.source} for ip, b in t.items()}

@@ -49,6 +49,10 @@ class Controller(Protocol):
 
     def forget_learned(self, vni: int, ip: str) -> bool: ...
 
+    def realized(self) -> dict: ...                       # {"generation": n, "realized": m}
+
+    def wait_realized(self, generation: int, timeout: float) -> bool: ...   # any thread
+
 
 # --- lookups ---------------------------------------------------------------------------------
 
@@ -105,7 +109,7 @@ def _prefix(value: str) -> IPv4Network:
 def hypervisor_row(ctl: Controller, hv: Hypervisor) -> dict:
     return {"name": hv.name, "address": hv.address, "vtep_ip": hv.vtep_ip,
             "dpid": None if hv.dpid is None else f"{hv.dpid:016x}",
-            "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected,
+            "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected, "up": hv.up,
             "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv))}
 
 

@@ -83,3 +83,24 @@ class Resubmit(Goto):
 
     def ofctl(self) -> str:
         return f"resubmit(,{int(self.table)})"
+
+
+BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+
+
+def update_messages(dp, update) -> list:
+    """A FlowUpdate's FLOW_MODs, in order: adds (each replaces a flow with its key in
+    place), then deletes by cookie."""
+    return [flow_add(dp, f) for f in update.add] + [flow_delete(dp, c) for c in update.delete]
+
+
+def bundle(dp, bundle_id: int, messages: list) -> list:
+    """`messages` as one atomic, ordered bundle (the ONF extension that OVS accepts on
+    OpenFlow 1.3): BUNDLE_ADD each, then COMMIT. The switch answers the commit with a
+    COMMIT_REPLY carrying `bundle_id` once all of it is in, or with an error and none of it."""
+    adds = [parser.ONFBundleAddMsg(dp, bundle_id, BUNDLE_FLAGS, m, []) for m in messages]
+    return adds + [parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, BUNDLE_FLAGS, [])]
+
+
+def is_commit_reply(msg) -> bool:
+    return isinstance(msg, parser.ONFBundleCtrlMsg) and msg.type == ofp.ONF_BCT_COMMIT_REPLY

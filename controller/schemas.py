@@ -123,6 +123,7 @@ class HypervisorOut(BaseModel):
     dpid: str | None
     openflow: bool
     ovsdb: bool
+    up: bool = Field(True, description="false: its OpenFlow or OVSDB stopped answering; out of every flood list")
     attachments: int
     flows: int
 
@@ -229,3 +230,8 @@ class Problem(BaseModel):
 
 
 IntentIn.model_rebuild()
+
+
+class RealizedOut(BaseModel):
+    generation: int = Field(description="changes the controller has taken in")
+    realized: int = Field(description="the newest change confirmed on every hypervisor it touches")

@@ -7,26 +7,21 @@ import subprocess
 import pytest
 
 
-def _mine(pid: str) -> bool:
-    """A process of this test run: in our mount namespace (other workers' isolated labs each
-    have their own), or our descendant (`ip netns exec` gives its command a new one)."""
-    try:
-        if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
-            return True
-        while pid not in ("0", "1"):
-            with open(f"/proc/{pid}/stat") as f:
-                pid = f.read().rsplit(")", 1)[1].split()[1]
-            if pid == str(os.getpid()):
-                return True
-    except OSError:
-        pass
-    return False
+def _view(root: str = "") -> tuple[int, int] | None:
+    """Which /run/packetwalk a process sees (isolated labs each mount their own)."""
+    for path in ("/run/packetwalk", "/run"):
+        try:
+            st = os.stat(root + path)
+            return st.st_dev, st.st_ino
+        except OSError:
+            continue
+    return None
 
 
 def _ours() -> dict[str, set[str]]:
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout.splitlines()
-    procs = set()
+    procs, mine = set(), _view()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -34,7 +29,8 @@ def _ours() -> dict[str, set[str]]:
         except OSError:
             continue
         name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
-        if name in ("ovsdb-server", "ovs-vswitchd", "tcpdump") and state != "Z" and _mine(pid):
+        if name in ("ovsdb-server", "ovs-vswitchd", "tcpdump") and state != "Z" \
+                and _view(f"/proc/{pid}/root") == mine:     # not another worker's isolated lab
             procs.add(f"{name}[{pid}]")
     return {
         "namespaces": {n.split()[0] for n in ns if n.startswith("pw-")},
