@@ -200,9 +200,10 @@ def attach(lab, rounds: int = 10) -> dict:
             "flow_mods_per_attach": mods}
 
 
-def attach_rounds(lab, vm, observer, rounds: int) -> tuple[list, list]:
+def attach_rounds(lab, vm, observer, rounds: int, wrap_attach=None) -> tuple[list, list]:
     """Detach and re-attach `vm`'s port `rounds` times while `observer` pings it every 2 ms
-    until the first reply.
+    until the first reply. `wrap_attach(attach)`, if given, runs each attach (attach() returns
+    the time it began) and returns what attach() did: a measurement may go around it.
     Returns (ms from each attachment to the first reply, or None; flow-mods each attach
     sent per hypervisor)."""
     from mininet_topos.lab import wait_for
@@ -215,7 +216,8 @@ def attach_rounds(lab, vm, observer, rounds: int) -> tuple[list, list]:
         wait_for(lambda: not attached(), 10, f"{vm.name} to be detached")
         before = _flow_mods(lab)
         lab.vm(observer.name).sendCmd(f"ping -D -n -c 1 -i 0.002 -W 0.1 -w 2 {vm.ip}")
-        t0 = _attach_now(hv, vm, sw)
+        attach_now = lambda: _attach_now(hv, vm, sw)
+        t0 = wrap_attach(attach_now) if wrap_attach else attach_now()
         out = lab.vm(observer.name).waitOutput()
         replies = [float(m) for m in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
         after = [t for t in replies if t >= t0]

@@ -64,7 +64,7 @@ def test_convergence_footprint_start_and_throughput_are_measured(quick):
     result, plots = quick
     c = figs(result, "convergence")
     assert c["attach_to_first_reply_p95_ms@2x2"]["samples"] and min(c["attach_to_first_reply_p95_ms@2x2"]["samples"]) >= 0
-    assert c["attach_to_realized_ms@2x2"]["value"] is None or c["attach_to_realized_ms@2x2"]["value"] > 0
+    assert c["attach_to_realized_p50_ms@2x2"]["value"] > 0          # the controller confirms attaches
     f = figs(result, "flow-footprint")
     assert f["lab_flows_hv1@2x2"]["met"] is True                   # the lab holds what the model computes
     assert f["flows_per_unreachable_vm"]["value"] == 0
