@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 
@@ -32,7 +33,8 @@ from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
 from controller import arp as arp_logic
-from controller import nbdb
+from controller import cluster, nbdb
+from controller.membership import Membership
 from controller import icmp
 from controller import openflow
 from controller.connection import Link, OvsdbWorker
@@ -48,6 +50,8 @@ CONF = cfg.CONF
 CONF.register_cli_opts([
     cfg.StrOpt("db-dir", default="/var/lib/packetwalk",
                help="the embedded database's directory (used when --nb is not given)"),
+    cfg.StrOpt("controller-name", default=socket.gethostname(),
+               help="this controller's name among several on one database (default: the host name)"),
     cfg.StrOpt("nb", default=None,
                help="the controller's database: its server(s), e.g. tcp:10.0.0.1:6641,tcp:10.0.0.2:6641,"
                     "tcp:10.0.0.3:6641 (a Raft cluster); default: an embedded server on --db-dir"),
@@ -62,6 +66,20 @@ class EventNbChanged(event.EventBase):
 
 
 class EventTick(event.EventBase):
+    pass
+
+
+class EventRound(event.EventBase):
+    pass
+
+
+class EventLeases(event.EventBase):
+    def __init__(self, leases):
+        super().__init__()
+        self.leases = leases
+
+
+class EventLearnedChanged(event.EventBase):
     pass
 
 
@@ -126,6 +144,12 @@ class PacketwalkController(app_manager.OSKenApp):
             self.server.start()
         self.nb = nbdb.NbClient(CONF.nb or self.server.remote, self._nb_changed)
         self.reporter = nbdb.Reporter(self.nb)
+        api_url = f"http://{CONF.api_listen_host}:{CONF.api_port}" if CONF.api_port else ""
+        self.members = Membership(CONF.controller_name, CONF.ofp_listen_host or "", api_url, self.nb,
+                                  lambda leases: self.send_event(self.name, EventLeases(leases)))
+        self.owned: set[str] = set()        # hypervisors this controller programs now (its leases)
+        self._roles = {}                     # dpid -> (role, generation) last asked of that switch
+        self._learned_dirty = False
         self.generation = 0
         self.intent_read = False     # nothing is converged before intent and learned state are read
         self._nb_dirty = False
@@ -134,6 +158,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
         self.conv = Convergence(self.net)       # engine, reconciler, dispatch (pure)
+        self.conv.owns = lambda hv: hv in self.owned
         self.datapaths = {}          # dpid -> datapath
         self.links = {}              # dpid -> Link (its send queue)
         self.dbs = {}                # management address -> HypervisorDB
@@ -158,6 +183,7 @@ class PacketwalkController(app_manager.OSKenApp):
         thread = super().start()
         hub.spawn(self._connect_nb)
         hub.spawn(self._ticker)
+        hub.spawn(self._round_ticker)
         hub.spawn(self._liveness_ticker)
         if self._api_socket:
             api.serve(api.create_api(self), self._api_socket)
@@ -183,6 +209,9 @@ class PacketwalkController(app_manager.OSKenApp):
             ev.future.set_result(ev.fn())
         except Exception as e:       # the API's refusals, and any bug: the caller reports it
             ev.future.set_exception(e)
+
+    def owner_of(self, hv: str) -> str | None:
+        return self.members.owner(hv)
 
     def installed_flows(self, hv: Hypervisor) -> list[Flow]:
         installed = self.conv.rec.installed(hv.name) or set()
@@ -217,8 +246,15 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def _nb_changed(self, table=None):
         """Called from the IDL's thread: coalesce into one event for the app's thread."""
+        if table == "Learned_Binding" and self.intent_read:
+            with self._lock:
+                if self._learned_dirty:
+                    return
+                self._learned_dirty = True
+            self.send_event(self.name, EventLearnedChanged())
+            return
         if table in nbdb.LEARNED_TABLES and self.intent_read:
-            return                   # our own reports (a second controller's are issue 13's)
+            return                   # reports and leases: read where they are used
         with self._lock:
             if self._nb_dirty:
                 return
@@ -279,6 +315,71 @@ class PacketwalkController(app_manager.OSKenApp):
             hub.sleep(1.0)
             self.send_event(self.name, EventTick())
 
+    # --- several controllers: ownership of hypervisors (controller/cluster.py) ---------------
+    def _round_ticker(self):
+        while True:
+            hub.sleep(cluster.RENEW)
+            self.send_event(self.name, EventRound())
+
+    @set_ev_cls(EventRound)
+    def _round(self, ev):
+        if self.intent_read and self.nb.connected.is_set():
+            try:
+                self.members.round(set(self.net.hypervisors))
+            except Exception as e:            # the database away: leases run out, others take over
+                LOG.info("membership: no round (%s)", e)
+        self._ownership()
+
+    @set_ev_cls(EventLeases)
+    def _leases(self, ev):
+        self.members.leases = ev.leases
+        self._ownership()
+
+    def _ownership(self):
+        """Take up what this controller now owns (master role, then its flows read and
+        converged by difference: nothing is sent if nothing changed) and let go of what it
+        no longer owns (sending stops before its lease ends; the next owner's master role
+        makes this one a slave)."""
+        now = self.members.owned()
+        gained, lost = now - self.owned, self.owned - now
+        if not gained and not lost:
+            return
+        self.owned = now
+        for name in sorted(lost):
+            LOG.warning("hypervisor %s: no longer ours (owner now: %s)", name, self.members.owner(name) or "none")
+            self._send(self.conv.forget(name))
+        for name in sorted(gained):
+            hv = self.net.hypervisors.get(name)
+            LOG.info("hypervisor %s: ours now (role generation %d)", name, self.members.generation(name))
+            self._tunnel_check.add(name)
+            if hv is not None:
+                self._role(hv)
+                if self._dp(hv) is not None:
+                    self._reread(hv, "owned now")
+        self._converge()
+
+    def _role(self, hv: Hypervisor) -> None:
+        """Ask hv's switch for the role this controller has: master if it owns hv (with the
+        lease's generation id: a switch refuses an older master), else slave (no packet-ins,
+        no writes)."""
+        dp = self._dp(hv)
+        if dp is None:
+            return
+        want = ("master" if hv.name in self.owned else "slave", self.members.generation(hv.name))
+        if self._roles.get(dp.id) != want:
+            self._roles[dp.id] = want
+            self.links[dp.id].send([openflow.role_request(dp, want[0] == "master", want[1])])
+
+    @set_ev_cls(EventLearnedChanged)
+    def _learned_changed(self, ev):
+        """Another controller learned (or forgot) a binding: the database says so."""
+        with self._lock:
+            self._learned_dirty = False
+        others = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
+                  and self.members.owner(h.name) for a in h.attachments.values()}
+        if others and self.net.merge_learned(self.nb.read()["learned_bindings"], others):
+            self._converge()
+
     @set_ev_cls(EventTick)
     def _tick(self, ev):
         self._watch_nb()
@@ -304,21 +405,26 @@ class PacketwalkController(app_manager.OSKenApp):
         return self.port_gen.setdefault(lport, d.generation) <= d.realized
 
     def _report(self):
-        """Hand the database what this controller knows now (written off this thread)."""
+        """Hand the database what this controller knows of the hypervisors it owns (written
+        off this thread): their rows, their ports' status, and the bindings it learned (of
+        ports on its hypervisors, or on none). Other controllers report the rest."""
         attached = self.net.attached_ports()
         for lport in [p for p in self.port_gen if p not in attached]:
             del self.port_gen[lport]
         now = int(time.time() * 1000)
+        mine = [h for h in self.net.hypervisors.values() if h.name in self.owned]
+        theirs = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
+                  and self.members.owner(h.name) for a in h.attachments.values()}
         view = {
             "Learned_Binding": {(self.net.switches[b.vni].name, b.ip): {
                 "switch": self.net.switches[b.vni].name, "ip": b.ip, "mac": b.mac, "port": b.port,
-                "learned_at": int(b.at * 1000)} for b in self.net.learned.values()},
-            "Hypervisor": {h.name: {"name": h.name, "vtep_ip": h.vtep_ip or "", "address": h.address,
+                "learned_at": int(b.at * 1000)} for b in self.net.learned.values() if b.port not in theirs},
+            "Hypervisor": {h.name: {"vtep_ip": h.vtep_ip or "", "address": h.address,
                                     "dpid": "" if h.dpid is None else f"{h.dpid:016x}", "openflow": h.of_connected,
-                                    "ovsdb": h.ovsdb_connected} for h in self.net.hypervisors.values()},
+                                    "ovsdb": h.ovsdb_connected} for h in mine},
             "Port_Status": {a.lport: {"port": a.lport, "up": self._port_realized(a.lport), "hypervisor": h.name,
                                       "interface": a.port}
-                            for h in self.net.hypervisors.values() for a in h.attachments.values()},
+                            for h in mine for a in h.attachments.values()},
         }
         if view != self._reported:
             self._reported = view
@@ -336,9 +442,12 @@ class PacketwalkController(app_manager.OSKenApp):
         self._flow_stats_buf.pop(dp.id, None)       # a half-read reply of a dropped connection
         self._read.pop(dp.id, None)
         hv = self._hv_of(dp.id)
+        self._roles.pop(dp.id, None)
         if hv:
             hv.dpid = dp.id
-            self._reread(hv, "reconnected")
+            self._role(hv)
+            if hv.name in self.owned:
+                self._reread(hv, "reconnected")
         else:
             self.links[dp.id].send([openflow.our_flows_request(dp)])
         self.links[dp.id].send([openflow.packet_ins_wanted(dp)])
@@ -372,7 +481,7 @@ class PacketwalkController(app_manager.OSKenApp):
             hv = self._hv_of(dpid)
             if hv is None:
                 self._read[dpid] = cookies           # taken in once its OVSDB says whose it is
-            else:
+            elif hv.name in self.owned:
                 self.conv.read(hv.name, cookies)
             self._converge()
 
@@ -420,6 +529,8 @@ class PacketwalkController(app_manager.OSKenApp):
         msg = ev.msg
         dp = msg.datapath
         hv = self._hv_of(dp.id)
+        if hv is not None and hv.name not in self.owned:
+            return                   # another controller's (a slave gets none; an equal might)
         in_port = msg.match.get("in_port")
         port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
         if port is None:
@@ -470,7 +581,7 @@ class PacketwalkController(app_manager.OSKenApp):
         held.append((dp, port, msg.data))
         if len(held) > 1:
             return
-        host = next(iter(self.net.vtep_table(vni)), None)
+        host = next((h for h in self.net.vtep_table(vni) if h.name in self.owned), None)
         sender = self._dp(host) if host else None
         lif = self.net.lif_ip(vni)
         if sender and lif:
@@ -520,7 +631,10 @@ class PacketwalkController(app_manager.OSKenApp):
             self.dpid_of[hv.name] = snap.dpid
             self.hv_by_dpid[snap.dpid] = hv.name
         if snap.dpid in self._read:
-            self.conv.read(hv.name, self._read.pop(snap.dpid))
+            cookies = self._read.pop(snap.dpid)
+            if hv.name in self.owned:
+                self.conv.read(hv.name, cookies)
+        self._role(hv)
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
         interfaces, tunnels, state = {}, {}, {}
@@ -600,7 +714,8 @@ class PacketwalkController(app_manager.OSKenApp):
         named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
         named |= set(self.net.hypervisors)
         ready = {h.name for h in self.net.hypervisors.values()
-                 if h.ovsdb_connected and (h.name in self.conv.rec.switches or h.name in self.conv.reads)}
+                 if h.ovsdb_connected and (h.name not in self.owned or h.name in self.conv.rec.switches
+                                           or h.name in self.conv.reads)}
         return named - ready
 
     def _converge(self):
@@ -694,7 +809,9 @@ class PacketwalkController(app_manager.OSKenApp):
         tmp = CONF.state_file + ".tmp"
         with open(tmp, "w") as f:
             installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
-            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized()},
+            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
+                       "controller": CONF.controller_name, "owned": sorted(self.owned),
+                       "owners": {h: self.members.owner(h) for h in self.net.hypervisors}},
                       f, indent=1, sort_keys=True)
         os.replace(tmp, CONF.state_file)
 

@@ -29,6 +29,7 @@ class Convergence:
         self.rec = Reconciler()              # what each br-int holds and still needs
         self.dispatch = Dispatch()           # plans in flight, confirmations, realized
         self.reads: dict[str, set[int]] = {}     # hypervisor -> our cookies read, until taken in
+        self.owns = lambda hv: True          # several controllers: tunnel ports only where we own
 
     # --- what happened ---------------------------------------------------------------------
     def read(self, hv: str, cookies: set[int]) -> None:
@@ -65,7 +66,7 @@ class Convergence:
         if self.rec.pending():
             d.wait_for(("pending",))
         asked = set(self.rec.requested)
-        tunnels = self.rec.tunnels(self.net, changes.tunnels | set(tunnel_check))
+        tunnels = self.rec.tunnels(self.net, {n for n in changes.tunnels | set(tunnel_check) if self.owns(n)})
         for update in tunnels:
             d.wait_for(("tunnels", update.hypervisor))
         for name in asked - set(self.rec.requested):     # the database shows them now

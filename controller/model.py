@@ -309,6 +309,21 @@ class Network:
                                                        r["learned_at"] / 1000)
         self._rebuild_bindings()
 
+    def merge_learned(self, rows: list[dict], theirs: set[str]) -> bool:
+        """Bindings other controllers learned: for the ports in `theirs` (on hypervisors
+        another controller owns) the database's rows replace what this one holds. True if
+        the ARP table changed."""
+        mine = {k: b for k, b in self.learned.items() if b.port not in theirs}
+        for r in rows:
+            vni = self._vni_of.get(r["switch"])
+            if vni is not None and r["port"] in theirs:
+                mine[(vni, r["ip"])] = Binding(vni, r["ip"], r["mac"], "learned", r["port"], r["learned_at"] / 1000)
+        if mine == self.learned:
+            return False
+        self.learned = mine
+        self._rebuild_bindings()
+        return True
+
     def forget_learned(self, vni: int, ip: str) -> bool:
         if self.learned.pop((vni, ip), None) is None:
             return False

@@ -110,7 +110,8 @@ def hypervisor_row(ctl: Controller, hv: Hypervisor) -> dict:
     return {"name": hv.name, "address": hv.address, "vtep_ip": hv.vtep_ip,
             "dpid": None if hv.dpid is None else f"{hv.dpid:016x}",
             "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected, "up": hv.up,
-            "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv))}
+            "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv)),
+            "controller": ctl.owner_of(hv.name) if hasattr(ctl, "owner_of") else None}
 
 
 def tunnel_rows(net: Network, hv: Hypervisor) -> list[dict]:

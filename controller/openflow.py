@@ -52,6 +52,13 @@ def our_flows_request(dp):
                                       cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
 
 
+def role_request(dp, master: bool, generation: int):
+    """Master (this controller programs the switch) or slave (it sends nothing and gets no
+    packet-ins); the generation id makes a switch refuse an older master."""
+    role = ofp.OFPCR_ROLE_MASTER if master else ofp.OFPCR_ROLE_SLAVE
+    return parser.OFPRoleRequest(dp, role, generation)
+
+
 def packet_ins_wanted(dp):
     """OpenFlow 1.3 sends invalid-TTL packet-ins (dec_ttl at TTL 1) only if asked."""
     pi = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION | 1 << ofp.OFPR_INVALID_TTL

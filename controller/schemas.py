@@ -126,6 +126,7 @@ class HypervisorOut(BaseModel):
     up: bool = Field(True, description="false: its OpenFlow or OVSDB stopped answering; out of every flood list")
     attachments: int
     flows: int
+    controller: str | None = Field(None, description="the controller that owns it now (programs it: OpenFlow master)")
 
 
 class TunnelOut(BaseModel):
