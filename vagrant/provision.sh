@@ -47,12 +47,26 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # The install is editable: it follows the source, and only the package's metadata (dependencies,
 # console scripts) needs pip again. Its stamp keeps a repeated run (every `vagrant up`) to seconds.
+# The check runs the commands themselves: a package index that failed to answer during pip's
+# resolution once left an ancient oslo.config (no Python 3.11) and a venv that imported os_ken
+# but could not start the controller. A venv that fails the check is made again, once.
 stamp="$venv/.provisioned"
 want=$(cat "$repo/setup.cfg" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)
-imports() { "$venv/bin/python" -c "import mininet.net, os_ken, ovsdbapp, packetwalk" 2>/dev/null; }
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! imports; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
+works() {
+  "$venv/bin/python" -c "import mininet.net, ovsdbapp, packetwalk.cli" 2>/dev/null \
+    && "$venv/bin/ryu-manager" --version >/dev/null 2>&1
+}
+install() { "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"; }
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! works; then
+  install
+  if ! works; then
+    echo "provision: the virtualenv does not start ryu-manager after pip: making it again" >&2
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+    install
+  fi
+  works || { echo "provision: the virtualenv cannot start ryu-manager: see pip's output above;" \
+                  "run provision.sh again when the package index answers" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
-imports || { rm -f "$stamp"; echo "provision: the virtualenv cannot import its dependencies" >&2; exit 1; }
 echo "provision: ready ($("$venv/bin/packetwalk" --version))"
