@@ -25,7 +25,10 @@ class Manifest:
 
     def add_pid(self, pid: int, comm: str) -> None:
         """Remember a process we started, with its start time: a reused pid is not ours."""
-        self.data["pids"].append([pid, comm, start_time(pid)])
+        self.add_pids([(pid, comm)])
+
+    def add_pids(self, processes: list[tuple[int, str]]) -> None:
+        self.data["pids"] += [[pid, comm, start_time(pid)] for pid, comm in processes]
         self._save()
 
     def _save(self) -> None:

@@ -7,7 +7,6 @@ the controller process that every hypervisor connects to.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -15,17 +14,17 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from mininet.log import setLogLevel
 from mininet.net import Mininet
-from mininet.nodelib import LinuxBridge
 
 from dataplane import physical
-from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
-from mininet_topos import cleanup
-from mininet_topos.nodes import VM, HypervisorNode
+from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
+from mininet_topos import cleanup, readiness
+from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
 from mininet_topos.topology import Topology, intent_dict
 
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
@@ -35,8 +34,20 @@ UNDERLAY = cleanup.PREFIX + "ul"
 MGMT_BRIDGE = cleanup.PREFIX + "mg"
 
 
+POLL = 0.02              # s between looks at the controller's state while the lab comes up
+ANNOUNCE_AGAIN = 0.25    # s before a VM whose binding is not learned announces itself again (its
+                         # first may beat the flows: the state says "sent", not "installed")
+
+
 class LabError(RuntimeError):
     pass
+
+
+def run_on(commands: list[tuple]) -> list[str]:
+    """Run each (Mininet node, shell command) pair, all at once; their outputs, in order."""
+    for node, command in commands:
+        node.sendCmd(command)
+    return [node.waitOutput() for node, _ in commands]
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
@@ -112,8 +123,7 @@ class Lab:
             if self.topo.kind == "physical":
                 self._build_physical()
             else:
-                self._build()
-                self._start_controller()
+                self._build()              # the controller starts meanwhile
                 self._start_hypervisors()
                 self._wait_ready()
             self.write_lab_file()
@@ -125,9 +135,12 @@ class Lab:
         t = self.topo
         setLogLevel("error" if not self.verbose else "info")
         self.progress(f"building {t.name}: {len(t.hypervisors)} hypervisors, {len(t.vms)} VMs")
+        self._management_network()
+        if not self.nb_cluster:        # (a Raft cluster's members are Mininet hosts: they come first)
+            self._launch_controller()  # it starts, and takes the intent, while Mininet builds
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        underlay = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
-        mgmt = net.addSwitch(MGMT_BRIDGE, cls=LinuxBridge, dpid="2")
+        underlay = net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
+        mgmt = net.addSwitch(MGMT_BRIDGE, cls=Bridge, dpid="2")
         ctl = f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
         for i, hv in enumerate(t.hypervisors, start=1):
             node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
@@ -142,10 +155,19 @@ class Lab:
                         params1={"ip": f"{self.nb_ip(i)}/{t.management.prefixlen}"})
         self._add_vms()
         self._start_net()
-        mask = t.management.prefixlen
-        subprocess.run(["ip", "addr", "add", f"{t.controller_ip}/{mask}", "dev", MGMT_BRIDGE], check=True)
         if self.nb_cluster:
             self._start_nb_cluster()
+            self._launch_controller()
+
+    def _management_network(self) -> None:
+        """The management bridge with the controller's address, before anything else."""
+        t = self.topo
+        batch = (f"link add {MGMT_BRIDGE} type bridge {NO_NETFILTER}\n"
+                 f"addr add {t.controller_ip}/{t.management.prefixlen} dev {MGMT_BRIDGE}\n"
+                 f"link set {MGMT_BRIDGE} up\n")
+        r = subprocess.run(["ip", "-batch", "-"], input=batch, capture_output=True, text=True)
+        if r.returncode:
+            raise LabError(f"cannot make the management network {MGMT_BRIDGE}: {r.stderr.strip()}")
 
     # --- the controller's database as a Raft cluster (--nb-cluster N) ----------------------
     def nb_member(self, i: int) -> str:
@@ -208,7 +230,7 @@ class Lab:
         self.progress(f"building {t.name} (physical baseline): {len(t.hypervisors)} hosts, "
                       f"{len(t.routers)} router, {len(t.vms)} VMs")
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        switch = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
+        switch = net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
         devices = [h.name for h in t.hypervisors] + [r.name for r in t.routers]
         for name in devices:
             node = net.addHost(name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / name))
@@ -241,15 +263,10 @@ class Lab:
         keep the host's firewall off the lab's own bridges."""
         net = self.net
         net.build()
-        for node in net.hosts + net.switches:
-            self.manifest.add_pid(node.pid, "bash")
-        for node in net.hosts:
-            name = cleanup.PREFIX + node.name
-            subprocess.run(["ip", "netns", "attach", name, str(node.pid)], check=True)
+        self.manifest.add_pids([(node.pid, "bash") for node in net.hosts + net.switches])
+        batch = "".join(f"netns attach {cleanup.PREFIX}{node.name} {node.pid}\n" for node in net.hosts)
+        subprocess.run(["ip", "-batch", "-"], input=batch, text=True, check=True)
         net.start()
-        for bridge in net.switches:
-            subprocess.run(["ip", "link", "set", bridge.name, "type", "bridge", "nf_call_iptables", "0",
-                            "nf_call_ip6tables", "0", "nf_call_arptables", "0"], check=True)
 
     @property
     def api(self) -> str:
@@ -259,9 +276,10 @@ class Lab:
     def db_dir(self) -> Path:
         return self.rundir / "controller" / "db"
 
-    def _start_controller(self, load_intent: bool = True) -> None:
-        """The controller with its embedded database in the lab's run dir; then the
-        topology's logical part goes in through its API, as any client's would."""
+    def _launch_controller(self, load_intent: bool = True) -> None:
+        """The controller with its embedded database in the lab's run dir (or the Raft
+        cluster's); then, in the background while the rest starts, the topology's logical
+        part goes in through its API, as any client's would: one PUT (see _controller_ready)."""
         t = self.topo
         d = self.rundir / "controller"
         d.mkdir(parents=True, exist_ok=True)
@@ -271,19 +289,38 @@ class Lab:
         cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db,
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
-        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}   # no DNS here: 0.1 s less to start
+        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
+        self._intent_loaded: list = []
+        self._intent_thread = threading.Thread(target=self._load_intent_into, args=(self._intent_loaded,),
+                                               daemon=True) if load_intent else None
+        if self._intent_thread:
+            self._intent_thread.start()
+
+    def _load_intent_into(self, outcome: list) -> None:
+        try:
+            outcome.append(self.load_intent())
+        except BaseException as e:      # handed to the lab's thread by _controller_ready
+            outcome.append(e)
+
+    def _controller_ready(self) -> None:
+        """The controller listens (OpenFlow), its database server is recorded, the intent is in."""
+        t, log = self.topo, self.rundir / "controller" / "controller.log"
 
         def listening():
             if self.controller.poll() is not None:
-                raise LabError(f"the controller exited ({self.controller.returncode}); see {d / 'controller.log'}")
+                raise LabError(f"the controller exited ({self.controller.returncode}); see {log}")
             with socket.socket() as s:
                 return s.connect_ex((str(t.controller_ip), OPENFLOW_PORT)) == 0
-        wait_for(listening, 30, "the controller to listen")
+        wait_for(listening, 30, f"the controller to listen on {t.controller_ip}:{OPENFLOW_PORT} (see {log})")
         if not self.nb_cluster:
             self._record_db_server()
-        if load_intent:
-            self.load_intent()
+        if self._intent_thread:
+            self._intent_thread.join()
+            self._intent_thread = None
+            if isinstance(self._intent_loaded[0], BaseException):
+                raise self._intent_loaded[0]
 
     def _record_db_server(self) -> None:
         pidfile = self.db_dir / "ovsdb-server.pid"
@@ -310,73 +347,80 @@ class Lab:
             raise
 
     def _start_hypervisors(self) -> None:
-        for hv in self.topo.hypervisors:
-            self.progress(f"starting {hv.name}: ovsdb-server + ovs-vswitchd, VTEP {hv.vtep_ip}")
-            node = self.hv(hv.name)
-            try:
-                node.ovs.start()
-                for pid_name, pid in node.ovs.pids().items():
-                    self.manifest.add_pid(pid, pid_name)
-                for vm in self.vms_on(hv.name):
-                    sw = self.topo.switch(vm.switch)
-                    node.ovs.attach_vm(vm.name, vm.name, vm.mac, sw.name, sw.vni)
-            except HypervisorError as e:
-                raise LabError(str(e)) from e
+        """Every hypervisor at once, all but its controller (see HypervisorOVS.start_scripts);
+        then, once the controller listens, every hypervisor's controller."""
+        hvs = [self.hv(h.name) for h in self.topo.hypervisors]
+        self.progress(f"starting {len(hvs)} hypervisors: ovsdb-server + ovs-vswitchd each, VTEPs "
+                      f"{self.topo.hypervisors[0].vtep_ip}..{self.topo.hypervisors[-1].vtep_ip}")
+        scripts = {}
+        for node in hvs:
+            ports = [VmPort(vm.name, vm.name, vm.mac, vm.switch, self.topo.switch(vm.switch).vni)
+                     for vm in self.vms_on(node.name)]
+            scripts[node.name] = node.ovs.start_scripts(ports)
+        try:
+            for phase in (0, 1):
+                if phase == 1:
+                    self._controller_ready()
+                    self.progress("the controller listens and holds the intent; hypervisors connect")
+                commands = [(node, node.ovs.wrapped(scripts[node.name][phase])) for node in hvs]
+                outputs = run_on(commands)
+                # record the daemons before any error: stop() needs them
+                if phase == 0:
+                    self.manifest.add_pids([(pid, daemon) for node in hvs for daemon, pid in node.ovs.pids().items()])
+                for node, out in zip(hvs, outputs):
+                    node.ovs.checked(scripts[node.name][phase], out)
+        except HypervisorError as e:
+            raise LabError(str(e)) from e
 
     def _wait_ready(self) -> None:
-        """Every hypervisor connected (OpenFlow and OVSDB) with its VM ports known; every VM's
-        binding learned (from the gratuitous ARP it sends when it comes up); every tunnel
-        the topology implies made by the controller and up (BFD), so no first packet waits
-        on VTEP resolution."""
-        self.progress("waiting for hypervisors to connect to the controller")
-        want = {hv.name: {vm.name for vm in self.vms_on(hv.name)} for hv in self.topo.hypervisors}
-
-        def connected():
-            hvs = self.controller_state().get("hypervisors", {})
-            return all(n in hvs and hvs[n]["openflow"] and hvs[n]["ovsdb"]
-                       and vms <= {a["vm"] for a in hvs[n]["attachments"].values()}
-                       for n, vms in want.items())
-        wait_for(connected, 60, "every hypervisor to connect to the controller")
-
-        self.progress("VMs announce themselves (gratuitous ARP); tunnels come up (BFD)")
-        deadline = time.monotonic() + 60
+        """Poll until ready (see readiness.py): every VM announces itself (gratuitous ARP)
+        as soon as its hypervisor holds its flows, again if not heard; a timeout that grows
+        with the lab's size ends in a LabError that lists what is missing."""
+        self.progress("waiting for the controller: hypervisors, ports, flows, bindings, tunnels")
+        exp = readiness.expect(self.topo, self.placement)
+        limit = readiness.timeout(self.topo)
+        start = time.monotonic()
+        announced: dict[str, float] = {}
+        neighbours: dict[str, set[str]] = {}
         while True:
+            now = time.monotonic()
             state = self.controller_state()
-            unlearned = [vm for vm in self.topo.vms if not self._learned(state, vm)]
-            down = self._tunnels_down(state)
-            if not unlearned and not down:
-                return
-            if time.monotonic() > deadline:
-                raise LabError("timed out waiting for " + ", ".join(
-                    [f"the binding of {vm.name}" for vm in unlearned] + [f"tunnel {t}" for t in down]))
-            for vm in unlearned:           # not heard yet (its port's flows may have been late)
-                self.vm(vm.name).announce()
-            try:
-                wait_for(lambda: all(self._learned(self.controller_state(), vm) for vm in unlearned),
-                         1.0, "announcements")
-            except LabError:
-                pass
+            due = [vm for vm in exp.bindings if now - announced.get(vm, -ANNOUNCE_AGAIN) >= ANNOUNCE_AGAIN
+                   and not readiness.learned(exp, state, vm)
+                   and readiness.hypervisor_ready(exp, state, self.placement[vm])]
+            if due:
+                run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
+                announced.update((vm, now) for vm in due)
+            missing = readiness.missing(exp, state)
+            if os.environ.get("PW_DEBUG"):
+                self.progress(f"missing {len(missing)}: {readiness.describe(missing, 3)}")
+            if not missing:
+                pending = [hv for hv, r in exp.tunnels.items() if set(r.values()) - neighbours.get(hv, set())]
+                neighbours.update(self._neighbours(pending))
+                missing = readiness.unresolved(exp, neighbours)
+                if not missing:
+                    self.progress(f"ready after {time.monotonic() - start:.1f} s of waiting")
+                    return
+            if now - start > limit:
+                raise LabError(f"the lab is not ready after {limit:.0f} s: " + readiness.describe(missing))
+            time.sleep(POLL)
 
-    def _learned(self, state: dict, vm) -> bool:
-        vni = str(self.topo.switch(vm.switch).vni)
-        return state.get("arp_table", {}).get(vni, {}).get(str(vm.ip), {}).get("mac") == vm.mac
-
-    def _tunnels_down(self, state: dict) -> list[str]:
-        hvs = state.get("hypervisors", {})
-        down = []
-        for a, b in itertools.permutations(self.topo.hypervisors, 2):
-            shared = ({vm.switch for vm in self.vms_on(a.name)}
-                      & {vm.switch for vm in self.vms_on(b.name)})
-            if shared and hvs.get(a.name, {}).get("tunnels", {}).get(b.name, {}).get("bfd") != "up":
-                down.append(f"{a.name}->{b.name}")
-        return down
+    def _neighbours(self, hypervisors: list[str]) -> dict[str, set[str]]:
+        """hypervisor -> the IPs its datapath has resolved (tnl/neigh/show), asked all at once
+        (ovs-appctl reaches a hypervisor's ovs-vswitchd through its run directory)."""
+        procs = {hv: subprocess.Popen(["ovs-appctl", "--timeout=5", "tnl/neigh/show"], text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      env={**os.environ, **ovs_env(self.rundir / hv)})
+                 for hv in hypervisors}
+        return {hv: readiness.neighbour_ips(p.communicate()[0]) for hv, p in procs.items()}
 
     # --- operations on a running lab ------------------------------------------------------
     def restart_controller(self) -> None:
         """Stop the controller process and start a new one (the hypervisors reconnect)."""
         self._stop_controller()
         self.state_file.unlink(missing_ok=True)
-        self._start_controller(load_intent=False)      # intent is in its database
+        self._launch_controller(load_intent=False)      # intent is in its database
+        self._controller_ready()
         self._wait_ready()
 
     def kill_controller(self) -> None:
@@ -387,7 +431,8 @@ class Lab:
 
     def start_controller(self) -> None:
         """Start the controller again on the same database (intent comes from there)."""
-        self._start_controller(load_intent=False)
+        self._launch_controller(load_intent=False)
+        self._controller_ready()
 
     def add_vm(self, name: str, hypervisor: str, ip: str, mac: str, prefixlen: int, gateway: str | None,
                iface_id: str | None = None) -> VM:
