@@ -99,14 +99,28 @@ class HypervisorOVS:
     def hypervisor_config(self, ports: Sequence["VmPort"] = ()) -> list[str]:
         """ovs-vsctl arguments for the whole hypervisor but its controller: br-phy with the
         uplink, br-int, and the VM `ports` on br-int."""
-        config = ["--", "add-br br-phy", "--", "set bridge br-phy datapath_type=netdev",
-                  "other_config:disable-in-band=true", "--", f"add-port br-phy {UPLINK}",
-                  "--", "add-br br-int", "--", "set bridge br-int datapath_type=netdev fail_mode=secure",
+        return ["--", "add-br br-phy", "--", "set bridge br-phy datapath_type=netdev",
+                "other_config:disable-in-band=true", "--", f"add-port br-phy {UPLINK}", *self.br_int_config(ports)]
+
+    def br_int_config(self, ports: Sequence["VmPort"] = ()) -> list[str]:
+        config = ["--", "add-br br-int", "--", "set bridge br-int datapath_type=netdev fail_mode=secure",
                   "protocols=OpenFlow10,OpenFlow13", f"other_config:datapath-id={self.dpid:016x}",
                   "other_config:disable-in-band=true"]
         for p in ports:
             config += ["--", *p.vsctl_args()]
         return config
+
+    def emulated_script(self, ports: Sequence["VmPort"] = (), max_backoff_ms: int = 1000) -> str:
+        """Shell for an emulated hypervisor (the scale bench): the same database, br-int and
+        VM ports' external_ids as the lab's, under the controller from the start (retrying
+        every `max_backoff_ms` while it is not there); but the VM ports are OVS dummy devices
+        (ovs-vswitchd --enable-dummy=system makes every port of type "" one: no kernel
+        device, no VM behind it) and there is no uplink (nothing crosses an underlay)."""
+        vtep = f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}"
+        config = [*self.br_int_config(ports), "--", f"set-controller br-int {self.controller}",
+                  "--", f"set controller br-int max_backoff={max_backoff_ms}"]
+        return (self.database_script([vtep], config)
+                + " && ovs-vswitchd --enable-dummy=system --pidfile --log-file --detach --no-chdir -vconsole:err")
 
     def start_scripts(self, ports: Sequence["VmPort"] = ()) -> tuple[str, str]:
         """The hypervisor as two shell lines: everything but the controller (ovsdb-server
@@ -182,6 +196,24 @@ def stop_pid(pid: int, comm: str, timeout: float = 5.0, started: int | None = No
             killed, deadline = True, time.monotonic() + timeout
         time.sleep(0.02)
     return True
+
+
+def stop_all(processes, timeout: float = 5.0) -> int:
+    """stop_pid for many (pid, comm, start time) at once: every one told first, then all
+    waited for together (SIGKILL for any that lingers). Returns how many were stopped."""
+    mine = [(pid, comm, started) for pid, comm, started in processes if _is(pid, comm, started)]
+    for pid, _, _ in mine:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    left = mine
+    while left:
+        left = [p for p in left if _is(*p)]
+        if left and time.monotonic() > deadline:
+            for pid, _, _ in left:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.02)
+    return len(mine)
 
 
 def start_time(pid: int) -> int | None:
