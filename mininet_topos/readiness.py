@@ -76,12 +76,12 @@ def missing(exp: Expectation, state: dict) -> list[str]:
             continue
         unknown = sorted(vms - {a["vm"] for a in h.get("attachments", {}).values()})
         if unknown:
-            out.append(f"{hv}: ports of {', '.join(unknown)} not known to the controller")
+            out.append(f"{hv}: ports of {_names(unknown)} not known to the controller")
         if not h.get("flows"):
             out.append(f"{hv}: no flows")
         no_port = sorted(r for r in exp.tunnels[hv] if not h.get("tunnels", {}).get(r, {}).get("ofport"))
         if no_port:
-            out.append(f"{hv}: no tunnel port to {', '.join(no_port)}")
+            out.append(f"{hv}: no tunnel port to {_names(no_port)}")
     out += [f"{vm}: binding {exp.bindings[vm][1]} not learned" for vm in sorted(exp.bindings)
             if not learned(exp, state, vm)]
     return out
@@ -102,3 +102,8 @@ def neighbour_ips(tnl_neigh_show: str) -> set[str]:
 def describe(items: list[str], limit: int = 10) -> str:
     more = f"; and {len(items) - limit} more" if len(items) > limit else ""
     return "; ".join(items[:limit]) + more
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

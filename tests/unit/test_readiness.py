@@ -103,6 +103,14 @@ def test_unresolved_vteps_from_tnl_neigh_show():
         "hv2: VTEP 192.168.50.1 of hv1 not resolved"]
 
 
+def test_long_lists_are_cut_in_the_message():
+    topo = parse_topology(grid(12, 1))
+    exp = readiness.expect(topo, placement(topo))
+    state = ready_state(topo, exp)
+    state["hypervisors"]["hv1"]["tunnels"] = {}
+    assert readiness.missing(exp, state) == ["hv1: no tunnel port to hv10, hv11, hv12, hv2, hv3 and 6 more"]
+
+
 def test_describe_cuts_a_long_list():
     assert readiness.describe([f"x{i}" for i in range(12)], limit=3) == "x0; x1; x2; and 9 more"
     assert readiness.describe(["a", "b"]) == "a; b"
