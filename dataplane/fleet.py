@@ -13,9 +13,7 @@ address is on it). Why this shape and not the others:
   external_ids are the lab's, the flows land in the real ofproto, and 5,000 VMs cost no
   kernel device, no Mininet host and no shell. About 25 MB and 0.2% of a core per member.
 
-What the members hold is read back without the controller: `observe()` asks each
-br-int, over its OpenFlow management socket (no process per question), how many of our
-flows it holds and how many tunnel ports it has.
+What the members hold is read back without the controller (dataplane/ofprobe.py).
 """
 from __future__ import annotations
 
@@ -23,20 +21,15 @@ import concurrent.futures
 import dataclasses
 import os
 import shlex
-import socket
-import struct
 import subprocess
 from pathlib import Path
 
-from os_ken.ofproto import ofproto_parser, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
-
+from dataplane.ofprobe import BrIntProbe
 from dataplane.hypervisor import (OPENFLOW_PORT, HypervisorError, HypervisorOVS, VmPort, ovs_env,
                                   start_time, stop_all)
 
 PREFIX = "pw-s"                  # the members' namespaces: pw-s1, pw-s2, ...
 BRIDGE = "pw-smg"                # their management network
-COOKIE_APP, COOKIE_APP_MASK = 0x7077 << 48, 0xFFFF << 48     # the controller's flows (controller/flows.py)
-TUNNEL_PREFIX = "vx-"            # the controller's tunnel ports (controller/ovsdb.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +50,7 @@ class Fleet:
         self.workers = workers
         self.pids: list[tuple[int, str, int | None]] = []     # what we started: (pid, comm, start time)
         self.namespaces: dict[str, str] = {}                   # member -> its namespace
-        self._of: dict[str, socket.socket] = {}
+        self.probe = BrIntProbe()
 
     def ovs(self, name: str) -> HypervisorOVS:
         m, i = self.members[name], list(self.members).index(name) + 1
@@ -104,9 +97,7 @@ class Fleet:
     def stop(self) -> None:
         """Every daemon we started, by pid (all told at once, then waited for); then our
         namespaces and bridge."""
-        for s in self._of.values():
-            s.close()
-        self._of.clear()
+        self.probe.close()
         stop_all(self.pids)
         self.pids = []
         lines = [f"link del {ns.replace(PREFIX, PREFIX + 'm')}" for ns in self.namespaces.values()]
@@ -125,77 +116,8 @@ class Fleet:
         return r.stdout
 
     def observe(self, names) -> dict[str, tuple[int, int]]:
-        """member -> (our flows on its br-int, its tunnel ports), asked of all at once over
-        OpenFlow 1.3 on br-int's management socket."""
-        names = list(names)
-        requests = [parser.OFPAggregateStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                                    COOKIE_APP, COOKIE_APP_MASK, parser.OFPMatch()),
-                    parser.OFPPortDescStatsRequest(_DP, 0)]
-        wire = b""
-        for xid, req in enumerate(requests, start=1):
-            req.set_xid(xid)
-            req.serialize()
-            wire += req.buf
-        for name in names:
-            self._connection(name).sendall(wire)
-        out = {}
-        for name in names:
-            replies = _read_replies(self._of[name], len(requests))
-            flows = replies[1][0].body.flow_count
-            tunnels = sum(1 for r in replies[2] for p in r.body if _text(p.name).startswith(TUNNEL_PREFIX))
-            out[name] = (flows, tunnels)
-        return out
-
-    def _connection(self, name: str) -> socket.socket:
-        if name not in self._of:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(10)
-            s.connect(str(self.rundir / name / "br-int.mgmt"))
-            hello = parser.OFPHello(_DP)
-            hello.serialize()
-            s.sendall(hello.buf)
-            self._of[name] = s
-        return self._of[name]
-
-
-class _DP:
-    """What os-ken's message classes need of a datapath to serialize and parse."""
-    ofproto, ofproto_parser = ofp, parser
-
-    @staticmethod
-    def set_xid(msg):
-        pass
-
-
-def _read_replies(s: socket.socket, wanted: int) -> dict[int, list]:
-    """xid -> its multipart replies (all parts), for xids 1..wanted; other messages skipped."""
-    replies: dict[int, list] = {}
-    done = set()
-    while len(done) < wanted:
-        head = _recv(s, 8)
-        version, msg_type, length, xid = struct.unpack("!BBHI", head)
-        body = head + _recv(s, length - 8)
-        if msg_type != ofp.OFPT_MULTIPART_REPLY:
-            continue                   # the switch's hello, an echo, ...
-        msg = ofproto_parser.msg(_DP, version, msg_type, length, xid, body)
-        replies.setdefault(xid, []).append(msg)
-        if not msg.flags & ofp.OFPMPF_REPLY_MORE:
-            done.add(xid)
-    return replies
-
-
-def _recv(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise HypervisorError("an emulated hypervisor closed its OpenFlow management socket")
-        buf += chunk
-    return buf
-
-
-def _text(name) -> str:
-    return name.decode(errors="replace") if isinstance(name, bytes) else name
+        """member -> (our flows on its br-int, its tunnel ports), read from the switches."""
+        return self.probe.observe({n: self.rundir / n / "br-int.mgmt" for n in names})
 
 
 def _ip_batch(lines: list[str], check: bool = True) -> None:

@@ -7,6 +7,8 @@ the controller process that every hypervisor connects to.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -22,9 +24,10 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 
 from dataplane import physical
+from dataplane.ofprobe import BrIntProbe, ProbeError
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
 from mininet_topos import cleanup, readiness
-from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
+from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode, PrecreatedLink
 from mininet_topos.topology import Topology, intent_dict
 
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
@@ -34,6 +37,7 @@ UNDERLAY = cleanup.PREFIX + "ul"
 MGMT_BRIDGE = cleanup.PREFIX + "mg"
 
 
+HOST_WORKERS = 8         # Mininet hosts started at once (each waits on its shell's prompt)
 POLL = 0.02              # s between looks at the controller's state while the lab comes up
 ANNOUNCE_AGAIN = 0.25    # s before a VM whose binding is not learned announces itself again (its
                          # first may beat the flows: the state says "sent", not "installed")
@@ -139,25 +143,49 @@ class Lab:
         if not self.nb_cluster:        # (a Raft cluster's members are Mininet hosts: they come first)
             self._launch_controller()  # it starts, and takes the intent, while Mininet builds
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        underlay = net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
         mgmt = net.addSwitch(MGMT_BRIDGE, cls=Bridge, dpid="2")
+        net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
         ctl = f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
-        for i, hv in enumerate(t.hypervisors, start=1):
-            node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
-                               dpid=i, vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}",
-                               mgmt_ip=str(hv.mgmt_ip), controller=ctl)
-            net.addLink(node, underlay, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{hv.name}")
-            net.addLink(node, mgmt, intfName1=MGMT, intfName2=f"{MGMT_BRIDGE}-{hv.name}",
-                        params1={"ip": f"{hv.mgmt_ip}/{t.management.prefixlen}"})
+        hosts = [(hv.name, dict(cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name), dpid=i,
+                                vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}", mgmt_ip=str(hv.mgmt_ip),
+                                controller=ctl)) for i, hv in enumerate(t.hypervisors, start=1)]
+        for vm in t.vms:
+            gw = t.gateway(vm)
+            hosts.append((vm.name, dict(cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}", mac=vm.mac,
+                                        defaultRoute=f"via {gw}" if gw else None)))
+        self._add_hosts(hosts)
+        links = [link for hv in t.hypervisors for link in ((hv.name, UPLINK, UNDERLAY, f"{UNDERLAY}-{hv.name}"),
+                                                           (hv.name, MGMT, MGMT_BRIDGE, f"{MGMT_BRIDGE}-{hv.name}"))]
+        self._add_links(links + [(vm.name, "eth0", vm.hypervisor, vm.name) for vm in t.vms])
         for i in range(1, self.nb_cluster + 1):
             node = net.addHost(self.nb_member(i), ip=None)
             net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{node.name}",
                         params1={"ip": f"{self.nb_ip(i)}/{t.management.prefixlen}"})
-        self._add_vms()
-        self._start_net()
+        self._start_net(configure_vms_at_once=True)
         if self.nb_cluster:
             self._start_nb_cluster()
             self._launch_controller()
+
+    def _add_hosts(self, hosts: list[tuple[str, dict]]) -> None:
+        """Mininet hosts, their shells started HOST_WORKERS at a time (each waits on its
+        shell's prompt); net.hosts keeps the given order."""
+        with concurrent.futures.ThreadPoolExecutor(HOST_WORKERS) as pool:
+            list(pool.map(lambda h: self.net.addHost(h[0], **h[1]), hosts))
+        order = {name: i for i, (name, _) in enumerate(hosts)}
+        self.net.hosts.sort(key=lambda h: order.get(h.name, len(order)))
+
+    def _add_links(self, links: list[tuple[str, str, str, str]]) -> None:
+        """(node, its interface, peer node, the peer's interface): every veth pair made in one
+        `ip -batch`, each end straight in its node's namespace; then known to Mininet."""
+        net = self.net
+        where = {n.name: f" netns {n.pid}" if n.inNamespace else "" for n in net.hosts + net.switches}
+        batch = "".join(f"link add name {i1}{where[n1]} type veth peer name {i2}{where[n2]}\n" for n1, i1, n2, i2 in links)
+        r = subprocess.run(["ip", "-batch", "-"], input=batch, capture_output=True, text=True)
+        if r.returncode:
+            raise LabError(f"cannot make the lab's links: {r.stderr.strip()}")
+        for n1, i1, n2, i2 in links:
+            net.addLink(net[n1], net[n2], intfName1=i1, intfName2=i2, cls=PrecreatedLink,
+                        params1={"up": None}, params2={"up": None})
 
     def _management_network(self) -> None:
         """The management bridge with the controller's address, before anything else."""
@@ -258,11 +286,19 @@ class Lab:
                                mac=vm.mac, defaultRoute=f"via {gw}" if gw else None)
             net.addLink(node, net[vm.hypervisor], intfName1="eth0", intfName2=vm.name)
 
-    def _start_net(self) -> None:
-        """Build and start the Mininet network; record its shells; name its namespaces pw-*;
-        keep the host's firewall off the lab's own bridges."""
+    def _start_net(self, configure_vms_at_once: bool = False) -> None:
+        """Configure and start the Mininet network (every VM at once: hypervisors configure
+        themselves in their start script); record its shells; name its namespaces pw-*."""
         net = self.net
-        net.build()
+        if configure_vms_at_once:
+            vms = [h for h in net.hosts if isinstance(h, VM)]
+            run_on([(vm, vm.config_command(**vm.params)) for vm in vms])
+            for host in net.hosts:
+                if not isinstance(host, (VM, HypervisorNode)):
+                    host.configDefault()
+            net.built = True
+        else:
+            net.build()
         self.manifest.add_pids([(node.pid, "bash") for node in net.hosts + net.switches])
         batch = "".join(f"netns attach {cleanup.PREFIX}{node.name} {node.pid}\n" for node in net.hosts)
         subprocess.run(["ip", "-batch", "-"], input=batch, text=True, check=True)
@@ -356,7 +392,10 @@ class Lab:
         for node in hvs:
             ports = [VmPort(vm.name, vm.name, vm.mac, vm.switch, self.topo.switch(vm.switch).vni)
                      for vm in self.vms_on(node.name)]
-            scripts[node.name] = node.ovs.start_scripts(ports)
+            first, then = node.ovs.start_scripts(ports)
+            mgmt = f"{self.topo.hypervisor(node.name).mgmt_ip}/{self.topo.management.prefixlen}"
+            scripts[node.name] = (f"ip link set lo up && ip addr add {mgmt} dev {MGMT} && ip link set {MGMT} up && "
+                                  + first, then)
         try:
             for phase in (0, 1):
                 if phase == 1:
@@ -373,37 +412,46 @@ class Lab:
             raise LabError(str(e)) from e
 
     def _wait_ready(self) -> None:
-        """Poll until ready (see readiness.py): every VM announces itself (gratuitous ARP)
-        as soon as its hypervisor holds its flows, again if not heard; a timeout that grows
-        with the lab's size ends in a LabError that lists what is missing."""
+        """Poll until ready (see readiness.py), each hypervisor's br-int asked whether it holds
+        what the controller sent. A VM whose binding the controller has not got (not one
+        configured on its logical port) announces itself (gratuitous ARP) as soon as its
+        hypervisor holds its flows, and again if not heard. A timeout that grows with the
+        lab's size ends in a LabError that lists what is missing."""
         self.progress("waiting for the controller: hypervisors, ports, flows, bindings, tunnels")
         exp = readiness.expect(self.topo, self.placement)
         limit = readiness.timeout(self.topo)
         start = time.monotonic()
         announced: dict[str, float] = {}
         neighbours: dict[str, set[str]] = {}
-        while True:
-            now = time.monotonic()
-            state = self.controller_state()
-            due = [vm for vm in exp.bindings if now - announced.get(vm, -ANNOUNCE_AGAIN) >= ANNOUNCE_AGAIN
-                   and not readiness.learned(exp, state, vm)
-                   and readiness.hypervisor_ready(exp, state, self.placement[vm])]
-            if due:
-                run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
-                announced.update((vm, now) for vm in due)
-            missing = readiness.missing(exp, state)
-            if os.environ.get("PW_DEBUG"):
-                self.progress(f"missing {len(missing)}: {readiness.describe(missing, 3)}")
-            if not missing:
-                pending = [hv for hv, r in exp.tunnels.items() if set(r.values()) - neighbours.get(hv, set())]
-                neighbours.update(self._neighbours(pending))
-                missing = readiness.unresolved(exp, neighbours)
+        with contextlib.closing(BrIntProbe()) as probe:
+            while True:
+                now = time.monotonic()
+                state = self.controller_state()
+                due = [vm for vm in exp.bindings if now - announced.get(vm, -ANNOUNCE_AGAIN) >= ANNOUNCE_AGAIN
+                       and not readiness.learned(exp, state, vm)
+                       and readiness.hypervisor_ready(exp, state, self.placement[vm])]
+                if due:
+                    run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
+                    announced.update((vm, now) for vm in due)
+                missing = readiness.missing(exp, state) or self._unconfirmed(exp, state, probe)
+                if not missing:
+                    pending = [hv for hv, r in exp.tunnels.items() if set(r.values()) - neighbours.get(hv, set())]
+                    neighbours.update(self._neighbours(pending))
+                    missing = readiness.unresolved(exp, neighbours)
                 if not missing:
                     self.progress(f"ready after {time.monotonic() - start:.1f} s of waiting")
                     return
-            if now - start > limit:
-                raise LabError(f"the lab is not ready after {limit:.0f} s: " + readiness.describe(missing))
-            time.sleep(POLL)
+                if now - start > limit:
+                    raise LabError(f"the lab is not ready after {limit:.0f} s: " + readiness.describe(missing))
+                time.sleep(POLL)
+
+    def _unconfirmed(self, exp, state, probe: BrIntProbe) -> list[str]:
+        try:
+            observed = probe.observe({hv: self.rundir / hv / "br-int.mgmt" for hv in exp.ports})
+        except ProbeError as e:
+            probe.close()
+            return [str(e)]
+        return readiness.unconfirmed(exp, state, observed)
 
     def _neighbours(self, hypervisors: list[str]) -> dict[str, set[str]]:
         """hypervisor -> the IPs its datapath has resolved (tnl/neigh/show), asked all at once

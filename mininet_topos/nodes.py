@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mininet.link import Link
 from mininet.node import Host, Node
 from mininet.nodelib import LinuxBridge
 
@@ -25,6 +26,16 @@ class HypervisorNode(Node):
     def terminate(self):
         self.ovs.stop()
         super().terminate()
+
+
+class PrecreatedLink(Link):
+    """A Mininet link whose veth pair already exists (the lab makes every pair of a network
+    in one `ip -batch`: one process, not one per link); pass params1/params2 {"up": None}
+    to leave bringing it up to the nodes' own setup commands."""
+
+    @classmethod
+    def makeIntfPair(cls, *args, **kwargs):
+        pass
 
 
 class Bridge(LinuxBridge):
@@ -49,14 +60,18 @@ class VM(Host):
     def config(self, mac=None, ip=None, defaultRoute=None, **_params):
         """Address, MAC, MTU, default route, offload: one shell command (Mininet's own
         config takes one per setting, and a lab has many VMs)."""
+        self.cmd(self.config_command(mac, ip, defaultRoute))
+        return {}
+
+    def config_command(self, mac=None, ip=None, defaultRoute=None, **_params) -> str:
+        """config() as one shell line, for a caller that configures many VMs at once."""
         intf = self.defaultIntf()
         intf.ip, plen = ip.split("/")
         intf.prefixLen, intf.mac = int(plen), mac
         route = f" && ip route replace default {defaultRoute}" if defaultRoute else ""
-        self.cmd(f"sysctl -qw net.ipv6.conf.all.disable_ipv6=1; ip link set lo up"
-                 f" && ip link set {intf} address {mac} mtu {VM_MTU} up && ip addr add {ip} dev {intf}{route};"
-                 f" ethtool -K {intf} tx off >/dev/null 2>&1")
-        return {}
+        return (f"sysctl -qw net.ipv6.conf.all.disable_ipv6=1; ip link set lo up"
+                f" && ip link set {intf} address {mac} mtu {VM_MTU} up && ip addr add {ip} dev {intf}{route};"
+                f" ethtool -K {intf} tx off >/dev/null 2>&1")
 
     def announce_command(self) -> str:
         """A gratuitous ARP, as a guest OS sends when its interface comes up; in the

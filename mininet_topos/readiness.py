@@ -3,8 +3,9 @@ topology, where the VMs are, and what the controller (its state file) and the hy
 (their VTEP neighbour caches) say. The lab polls them; nothing here waits or reads a clock.
 
 Ready means a first packet gets through: every hypervisor connected to the controller
-(OpenFlow and OVSDB) with its VM ports known and its flows sent; every VM's binding in the
-controller's ARP table; every tunnel the topology implies made; and every hypervisor's
+(OpenFlow and OVSDB) with its VM ports known; every VM's binding in the controller's ARP
+table; every tunnel the topology implies made; every hypervisor's br-int holding the flows
+the controller sent it (asked of the switch: sent is not installed); and every hypervisor's
 userspace datapath knowing the MAC of every VTEP it tunnels to (else it drops the first
 packet to a VTEP while it ARPs for it).
 """
@@ -84,6 +85,21 @@ def missing(exp: Expectation, state: dict) -> list[str]:
             out.append(f"{hv}: no tunnel port to {_names(no_port)}")
     out += [f"{vm}: binding {exp.bindings[vm][1]} not learned" for vm in sorted(exp.bindings)
             if not learned(exp, state, vm)]
+    return out
+
+
+def unconfirmed(exp: Expectation, state: dict, observed: dict[str, tuple[int, int]]) -> list[str]:
+    """Hypervisors whose br-int does not hold what the controller says it sent there yet;
+    `observed` is hypervisor -> (our flows, tunnel ports) as the switch itself says."""
+    hvs = state.get("hypervisors", {})
+    out = []
+    for hv in exp.ports:
+        flows, tunnels = observed.get(hv, (0, 0))
+        sent = hvs.get(hv, {}).get("flows", 0)
+        if flows != sent:
+            out.append(f"{hv}: br-int holds {flows} of the {sent} flows the controller sent")
+        if tunnels < len(exp.tunnels[hv]):
+            out.append(f"{hv}: br-int has {tunnels} of its {len(exp.tunnels[hv])} tunnel ports")
     return out
 
 
