@@ -117,7 +117,14 @@ class Fleet:
 
     def observe(self, names) -> dict[str, tuple[int, int]]:
         """member -> (our flows on its br-int, its tunnel ports), read from the switches."""
-        return self.probe.observe({n: self.rundir / n / "br-int.mgmt" for n in names})
+        return self.probe.observe(self._sockets(names))
+
+    def cookies(self, names) -> dict[str, set[int]]:
+        """member -> the cookies of our flows on its br-int."""
+        return self.probe.cookies(self._sockets(names))
+
+    def _sockets(self, names) -> dict[str, Path]:
+        return {n: self.rundir / n / "br-int.mgmt" for n in names}
 
 
 def _ip_batch(lines: list[str], check: bool = True) -> None:

@@ -45,6 +45,17 @@ class BrIntProbe:
             out[name] = (flows, tunnels)
         return out
 
+    def cookies(self, sockets: dict[str, Path]) -> dict[str, set[int]]:
+        """name -> the cookies of our flows on br-int (a cookie says what a flow is and what
+        it holds: two tables with the same cookies hold the same flows)."""
+        req = parser.OFPFlowStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                         COOKIE_APP, COOKIE_APP_MASK, parser.OFPMatch())
+        req.set_xid(1)
+        req.serialize()
+        for name, path in sockets.items():
+            self._connection(name, path).sendall(req.buf)
+        return {name: {f.cookie for r in _read_replies(self._socks[name], 1)[1] for f in r.body} for name in sockets}
+
     def close(self) -> None:
         for s in self._socks.values():
             s.close()

@@ -20,22 +20,19 @@ OpenFlow, not what the controller believes):
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-
-import yaml
 
 from dataplane.fleet import Fleet, Member
 from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
 from mininet_topos import cleanup, readiness
-from mininet_topos.topology import parse_topology
+from mininet_topos.topology import intent_dict, parse_topology
+from packetwalk.show import ShowError, request
 
 SIZES = ((10, 250), (50, 1250), (100, 2500), (200, 5000))    # (hypervisors, VMs)
 QUICK = ((4, 20),)
@@ -44,7 +41,6 @@ MANAGEMENT, UNDERLAY = "169.254.78.0/24", "192.168.78.0/24"
 CONTROLLER_IP = "169.254.78.1"
 API_PORT = 8191                     # not the lab's 8181: the two may run side by side
 TARGETS = {"cold": ("<", 10.0), "attach": ("<", 100.0), "cpu_per_attach": ("<", 10.0)}   # at 200 x 5,000
-IDLE_WINDOW = 1.0                   # s over which the controller's idle CPU rate is measured
 POLL = 0.002                        # s between looks at the touched hypervisors during an attach
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk")) / "scale"
 
@@ -79,11 +75,13 @@ def topology(hypervisors: int, vms: int) -> dict:
 # --- the controller process ---------------------------------------------------------------
 
 class Controller:
-    """The controller as a process of ours: started, asked (API), measured (/proc), stopped by pid."""
+    """The controller as a process of ours (and its embedded database server): started,
+    asked (API), measured (/proc), stopped by pid."""
 
-    def __init__(self, rundir: Path, topology_file: Path):
-        self.rundir = rundir
-        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--topology", str(topology_file),
+    def __init__(self, rundir: Path):
+        self.rundir, self.db_dir = rundir, rundir / "controller-db"
+        self.api = f"http://127.0.0.1:{API_PORT}"
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--db-dir", str(self.db_dir),
                "--ofp-listen-host", CONTROLLER_IP, "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--api-port", str(API_PORT)]
         env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}
@@ -91,8 +89,25 @@ class Controller:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.pid = self.proc.pid
-        self.identity = (self.pid, Path(sys.executable).name, start_time(self.pid))
+        self.started = [(self.pid, Path(sys.executable).name, start_time(self.pid))]
         cleanup.Manifest(rundir).add_pid(self.pid, Path(sys.executable).name)
+
+    def database_server(self) -> int | None:
+        """Its embedded ovsdb-server, once it runs (recorded, so that it is stopped too)."""
+        try:
+            pid = int((self.db_dir / "ovsdb-server.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        if pid not in [p for p, _, _ in self.started]:
+            self.started.append((pid, "ovsdb-server", start_time(pid)))
+            cleanup.Manifest(self.rundir).add_pid(pid, "ovsdb-server")
+        return pid
+
+    def call(self, method: str, path: str, body=None):
+        try:
+            return request(self.api, method, "/v1" + path, body, timeout=120.0)
+        except ShowError as e:
+            raise ScaleError(f"the controller's API: {method} {path}: {e}") from None
 
     def alive(self):
         if self.proc.poll() is not None:
@@ -103,16 +118,13 @@ class Controller:
         with socket.socket() as s:
             return s.connect_ex((CONTROLLER_IP, OPENFLOW_PORT)) == 0
 
-    def get(self, path: str):
-        with urllib.request.urlopen(f"http://127.0.0.1:{API_PORT}/v1{path}", timeout=30) as r:
-            return json.load(r)
-
-    def cpu_s(self) -> float:
+    def cpu_s(self, pid: int | None = None) -> float:
         """CPU seconds of every thread of the process so far (schedstat: nanoseconds)."""
+        pid = pid or self.pid
         total = 0
-        for task in os.listdir(f"/proc/{self.pid}/task"):
+        for task in os.listdir(f"/proc/{pid}/task"):
             try:
-                total += int(Path(f"/proc/{self.pid}/task/{task}/schedstat").read_text().split()[0])
+                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 pass
         return total / 1e9
@@ -124,7 +136,7 @@ class Controller:
         return 0.0
 
     def stop(self):
-        stop_all([self.identity], timeout=10)
+        stop_all(self.started, timeout=10)
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -140,7 +152,9 @@ def _wait(condition, timeout: float, what):
         time.sleep(0.05)
 
 
-def measure(hypervisors: int, vms: int, progress, attaches: int) -> dict:
+def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0) -> dict:
+    """One size: fleet up, controller started and timed to programmed, `attaches` attaches
+    timed; everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
     topo = parse_topology(topology(hypervisors, vms), f"<scale {hypervisors}x{vms}>")
     placement = {v.name: v.hypervisor for v in topo.vms}
     exp = readiness.expect(topo, placement)
@@ -149,8 +163,6 @@ def measure(hypervisors: int, vms: int, progress, attaches: int) -> dict:
         raise ScaleError(f"namespaces {', '.join(left[:5])} exist: another lab or scale run is up, "
                          "or a crashed one left them (`packetwalk lab clean`)")
     RUNDIR.mkdir(parents=True, exist_ok=True)
-    topo_file = RUNDIR / "topology.yaml"
-    topo_file.write_text(yaml.safe_dump(topology(hypervisors, vms), sort_keys=False))
     members = [Member(h.name, str(h.mgmt_ip), str(h.vtep_ip), tuple(
         VmPort(v.name, v.name, v.mac, v.switch, topo.switch(v.switch).vni) for v in topo.vms_on(h.name)))
         for h in topo.hypervisors]
@@ -161,14 +173,18 @@ def measure(hypervisors: int, vms: int, progress, attaches: int) -> dict:
         fleet.start()
         progress(f"scale {hypervisors}x{vms}: starting the controller; timing until every hypervisor holds its flows")
         t0 = time.monotonic()
-        ctl = Controller(RUNDIR, topo_file)
+        ctl = Controller(RUNDIR)
         _wait(ctl.listening, 60, "the controller to listen")
         listen_s = time.monotonic() - t0
+        ctl.call("PUT", "/intent", intent_dict(topo))        # one bulk apply: every switch, router, port
+        intent_s = time.monotonic() - t0
+        db = _wait(ctl.database_server, 10, "the controller's database server")
         cold = _cold(ctl, fleet, exp, t0, 60 + 0.5 * hypervisors + 0.01 * vms)
-        cold.update(listen_s=listen_s, cold_cpu_s=ctl.cpu_s(), peak_mb_cold=ctl.peak_mb())
+        cold.update(listen_s=listen_s, intent_s=intent_s, cold_cpu_s=ctl.cpu_s(), db_cpu_s=ctl.cpu_s(db),
+                    peak_mb_cold=ctl.peak_mb())
         progress(f"scale {hypervisors}x{vms}: programmed from cold in {cold['cold_s']:.1f} s; "
                  f"now {attaches} attaches")
-        result = {"hypervisors": hypervisors, "vms": vms, **cold, **_attaches(ctl, fleet, topo, exp, attaches)}
+        result = {"hypervisors": hypervisors, "vms": vms, **cold, **_attaches(ctl, fleet, topo, attaches, quiet)}
         result["peak_mb"] = ctl.peak_mb()
         return result
     finally:
@@ -179,7 +195,7 @@ def measure(hypervisors: int, vms: int, progress, attaches: int) -> dict:
 
 
 def _rows(ctl: Controller) -> dict[str, dict]:
-    return {h["name"]: h for h in ctl.get("/hypervisors")}
+    return {h["name"]: h for h in ctl.call("GET", "/hypervisors")}
 
 
 def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict:
@@ -211,46 +227,80 @@ def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict
             statistics.mean(len(t) for t in exp.tunnels.values())}
 
 
-def _attaches(ctl: Controller, fleet: Fleet, topo, exp, rounds: int) -> dict:
-    """Plug a new VM port on the first hypervisor, on a switch it already hosts; time until
-    every hypervisor that reaches the switch holds more flows than before; unplug; again."""
+def _attaches(ctl: Controller, fleet: Fleet, topo, rounds: int, quiet: float) -> dict:
+    """A new logical port (through the API, not timed); then its VM port plugged on the first
+    hypervisor, on a switch it already hosts: timed until every hypervisor that reaches the
+    switch holds exactly the flows the attach brings; unplugged (timed until its hypervisor
+    is back to where it was); the logical port deleted (not timed); again.
+
+    What an attach brings is learned once, untimed, from a first attach whose tables are
+    read whole before and after (by cookie: the flow-mods it took, adds plus deletes);
+    every timed attach is the same operation on a new port, so it must bring the same."""
     first = topo.vms[0]
-    sw = topo.switch(first.switch)
-    hv = first.hypervisor
+    sw, hv = topo.switch(first.switch), first.hypervisor
     router = next(r for r in topo.routers if any(i.switch == sw.name for i in r.interfaces))
     joined = {i.switch for i in router.interfaces}
     touched = sorted({hv} | {v.hypervisor for v in topo.vms if v.switch in joined})
-    before = fleet.observe(touched)
     idle_cpu = ctl.cpu_s()
-    time.sleep(IDLE_WINDOW)                  # a measurement window, not a wait for something
-    idle_rate = (ctl.cpu_s() - idle_cpu) / IDLE_WINDOW
-    times, detach_times, cpu, mods = [], [], [], []
-    for k in range(rounds):
+    time.sleep(quiet)                        # a measurement window, not a wait for something
+    idle_rate = (ctl.cpu_s() - idle_cpu) / quiet
+    times, detach_times, cpu, mods = [], [], [], None
+    delta: dict[str, int] = {}
+    for k in range(rounds + 1):
         port = VmPort(f"a{k}", f"a{k}", f"00:50:58:00:00:{k:02x}", sw.name, sw.vni)
-        cpu0, t0 = ctl.cpu_s(), time.monotonic()
-        fleet.vsctl(hv, *port.vsctl_args())
-        after = _until(fleet, touched, lambda now: all(now[h][0] != before[h][0] for h in touched))
-        t1 = time.monotonic()
-        times.append((t1 - t0) * 1000)
-        cpu.append((ctl.cpu_s() - cpu0 - idle_rate * (time.monotonic() - t0)) * 1000)
-        mods.append(sum(abs(after[h][0] - before[h][0]) for h in touched))
+        ip = str(sw.subnet.network_address + 200 + k)
+        base = fleet.observe(touched)
+        ctl.call("POST", "/logical-ports", {"name": port.vm, "switch": sw.name, "mac": port.mac, "ips": [ip]})
+        before = _settled(fleet, touched, base, quiet)
+        if k == 0:
+            cookies = fleet.cookies(touched)
+            fleet.vsctl(hv, *port.vsctl_args())
+            after = _settled(fleet, touched, before, quiet)
+            now = fleet.cookies(touched)
+            mods = sum(len(cookies[h] ^ now[h]) for h in touched)
+            delta = {h: after[h][0] - before[h][0] for h in touched}
+            changed = [h for h in touched if cookies[h] != now[h]]
+        else:
+            want = {h: before[h][0] + delta[h] for h in touched}
+            cpu0, t0 = ctl.cpu_s(), time.monotonic()
+            fleet.vsctl(hv, *port.vsctl_args())
+            _until(fleet, touched, lambda now: all(now[h][0] == want[h] for h in touched), "the attach")
+            times.append((time.monotonic() - t0) * 1000)
+            cpu.append((ctl.cpu_s() - cpu0 - idle_rate * (time.monotonic() - t0)) * 1000)
         t0 = time.monotonic()
         fleet.vsctl(hv, f"del-port br-int {port.port}")
-        _until(fleet, touched, lambda now: now == before)
-        detach_times.append((time.monotonic() - t0) * 1000)
+        _until(fleet, touched, lambda now: now == before, "the detach")
+        if k:
+            detach_times.append((time.monotonic() - t0) * 1000)
+        ctl.call("DELETE", f"/logical-ports/{port.vm}")
+        _until(fleet, touched, lambda now: now == base, "the logical port's deletion")
     return {"attach_ms": times, "attach_ms_p50": statistics.median(times), "detach_ms_p50": statistics.median(detach_times),
-            "cpu_per_attach_ms": statistics.median(cpu), "flow_mods_per_attach": statistics.median(mods),
-            "touched": len(touched), "idle_cpu_pct": idle_rate * 100}
+            "cpu_per_attach_ms": statistics.median(cpu), "flow_mods_per_attach": mods,
+            "touched": len(changed), "idle_cpu_pct": idle_rate * 100}
 
 
-def _until(fleet: Fleet, names, condition, timeout: float = 30.0) -> dict:
+def _settled(fleet: Fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
+    """The hypervisors' (flows, tunnels) once they changed from `was` and then stayed the
+    same for `quiet` s (only for the untimed first attach and the logical port's creation)."""
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = fleet.observe(names)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet and (now != was or time.monotonic() - since >= 3 * quiet):
+            return now
+        time.sleep(0.05)
+    raise ScaleError(f"the hypervisors' tables did not settle within {timeout:.0f} s")
+
+
+def _until(fleet: Fleet, names, condition, what: str, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         now = fleet.observe(names)
         if condition(now):
             return now
         if time.monotonic() > deadline:
-            raise ScaleError(f"an attach was not confirmed on {len(names)} hypervisors within {timeout:.0f} s")
+            raise ScaleError(f"{what} was not confirmed on {len(names)} hypervisors within {timeout:.0f} s")
         time.sleep(POLL)
 
 
@@ -261,7 +311,7 @@ def run(quick: bool, progress) -> dict:
     sizes = QUICK if quick else SIZES
     out = {}
     for hypervisors, vms in sizes:
-        r = measure(hypervisors, vms, progress, attaches=3 if quick else 5)
+        r = measure(hypervisors, vms, progress, attaches=3 if quick else 5, quiet=0.3 if quick else 1.0)
         out.update(figures(r, targets=(hypervisors, vms) == sizes[-1]))
     return out
 
@@ -280,16 +330,19 @@ def figures(r: dict, targets: bool) -> dict:
         return f
     return {
         f"cold_s@{size}": fig(r["cold_s"], "s", "cold", "controller start until every hypervisor holds its "
-                              f"flows and tunnels (the controller listened after {r['listen_s']:.1f} s)"),
+                              f"flows and tunnels (it listened after {r['listen_s']:.1f} s and held the intent, "
+                              f"one PUT, after {r['intent_s']:.1f} s; hypervisors retry once a second)"),
         f"attach_ms@{size}": fig(r["attach_ms_p50"], "ms", "attach",
-                                 f"port plugged until all {r['touched']} hypervisors it touches hold its flows; p50"),
+                                 f"port plugged until all {r['touched']} hypervisors it touches hold its flows; "
+                                 f"p50 of {len(r['attach_ms'])}"),
         f"detach_ms@{size}": fig(r["detach_ms_p50"], "ms"),
-        f"cpu_cold_s@{size}": fig(r["cold_cpu_s"], "s", note="controller CPU from its start to programmed"),
+        f"cpu_cold_s@{size}": fig(r["cold_cpu_s"], "s", note="controller CPU from its start to programmed "
+                                  f"(its database server: {r['db_cpu_s']:.1f} s more)"),
         f"cpu_per_attach_ms@{size}": fig(r["cpu_per_attach_ms"], "ms", "cpu_per_attach",
                                          f"less its idle rate ({r['idle_cpu_pct']:.1f}% of a core)"),
         f"peak_memory_mb@{size}": fig(r["peak_mb"], "MB", note="controller's VmHWM"),
         f"flows_per_hv@{size}": fig(r["flows_per_hv_mean"], "flows", note=f"max {r['flows_per_hv_max']}"),
         f"flow_mods_per_attach@{size}": fig(r["flow_mods_per_attach"], "flow-mods",
-                                            note="flows added on the touched hypervisors (a lower bound)"),
+                                            note="flows added plus flows deleted on the hypervisors (by cookie)"),
     }
 
