@@ -54,15 +54,16 @@ def run_on(commands: list[tuple]) -> list[str]:
     return [node.waitOutput() for node, _ in commands]
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    """Poll `condition()` until it returns something truthy; LabError naming `what` if not."""
+def wait_for(condition, timeout: float, what, interval: float = 0.05):
+    """Poll `condition()` until it returns something truthy; LabError naming `what` (a
+    string, or a function that says what is still missing) if not."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from dataplane.fleet import Fleet, Member
 from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
 from mininet_topos import cleanup, readiness
+from mininet_topos.lab import LabError, wait_for
 from mininet_topos.topology import intent_dict, parse_topology
 from packetwalk.show import ShowError, request
 
@@ -45,7 +46,7 @@ POLL = 0.002                        # s between looks at the touched hypervisors
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk")) / "scale"
 
 
-class ScaleError(RuntimeError):
+class ScaleError(LabError):
     pass
 
 
@@ -141,17 +142,6 @@ class Controller:
 
 # --- measuring ----------------------------------------------------------------------------
 
-def _wait(condition, timeout: float, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise ScaleError(f"timed out after {timeout:.0f} s: {what() if callable(what) else what}")
-        time.sleep(0.05)
-
-
 def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0) -> dict:
     """One size: fleet up, controller started and timed to programmed, `attaches` attaches
     timed; everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
@@ -174,11 +164,11 @@ def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 
         progress(f"scale {hypervisors}x{vms}: starting the controller; timing until every hypervisor holds its flows")
         t0 = time.monotonic()
         ctl = Controller(RUNDIR)
-        _wait(ctl.listening, 60, "the controller to listen")
+        wait_for(ctl.listening, 60, "the controller to listen")
         listen_s = time.monotonic() - t0
         ctl.call("PUT", "/intent", intent_dict(topo))        # one bulk apply: every switch, router, port
         intent_s = time.monotonic() - t0
-        db = _wait(ctl.database_server, 10, "the controller's database server")
+        db = wait_for(ctl.database_server, 10, "the controller's database server")
         cold = _cold(ctl, fleet, exp, t0, 60 + 0.5 * hypervisors + 0.01 * vms)
         cold.update(listen_s=listen_s, intent_s=intent_s, cold_cpu_s=ctl.cpu_s(), db_cpu_s=ctl.cpu_s(db),
                     peak_mb_cold=ctl.peak_mb())
@@ -220,7 +210,7 @@ def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict
         why[0] = f"{len(exp.ports) - len(done)} of {len(exp.ports)} hypervisors not programmed " \
                  f"({len(seen)} connected with their ports)"
         return len(done) == len(exp.ports)
-    _wait(programmed, timeout, lambda: why[0])
+    wait_for(programmed, timeout, lambda: why[0])
     cold_s = time.monotonic() - t0
     return {"cold_s": cold_s, "flows_per_hv_mean": statistics.mean(done.values()),
             "flows_per_hv_max": max(done.values()), "tunnels_per_hv_mean":
