@@ -93,6 +93,16 @@ def test_a_hypervisor_without_flows_is_not_ready_for_announcements():
     assert readiness.missing(exp, state) == ["hv1: no flows"]
 
 
+def test_sent_is_not_installed_until_the_switch_says_so():
+    topo = seed_like()
+    exp = readiness.expect(topo, placement(topo))
+    state = ready_state(topo, exp)
+    held = {"hv1": (30, 1), "hv2": (30, 1), "hv3": (30, 0)}
+    assert readiness.unconfirmed(exp, state, held) == []
+    assert readiness.unconfirmed(exp, state, held | {"hv1": (12, 0)}) == [
+        "hv1: br-int holds 12 of the 30 flows the controller sent", "hv1: br-int has 0 of its 1 tunnel ports"]
+
+
 def test_unresolved_vteps_from_tnl_neigh_show():
     exp = readiness.expect(seed_like(), placement(seed_like()))
     shown = ("IP                                            MAC                 Bridge\n"
