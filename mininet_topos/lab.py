@@ -82,6 +82,7 @@ class Lab:
         self.manifest: cleanup.Manifest | None = None
         self.placement = {vm.name: vm.hypervisor for vm in topology.vms}   # VM -> hypervisor now
         self.extra_vms = {}               # VMs added while running: name -> (ip, mac, switch)
+        self._state_cache = (None, {})
 
     # --- access ---------------------------------------------------------------------------
     def hv(self, name: str) -> HypervisorNode:
@@ -99,8 +100,13 @@ class Lab:
         return self.rundir / "controller" / "state.json"
 
     def controller_state(self) -> dict:
+        """The controller's tables as its state file has them (read again only once the file
+        changed: at 64 hypervisors it is a megabyte, and the lab polls it while it starts)."""
         try:
-            return json.loads(self.state_file.read_text())
+            st = self.state_file.stat()
+            if self._state_cache[0] != (st.st_mtime_ns, st.st_size, st.st_ino):
+                self._state_cache = ((st.st_mtime_ns, st.st_size, st.st_ino), json.loads(self.state_file.read_text()))
+            return self._state_cache[1]
         except (OSError, ValueError):
             return {}
 
@@ -444,7 +450,7 @@ class Lab:
                     return
                 if now - start > limit:
                     raise LabError(f"the lab is not ready after {limit:.0f} s: " + readiness.describe(missing))
-                time.sleep(POLL)
+                time.sleep(POLL * (1 + len(exp.ports) / 8))     # a big lab's checks cost more
 
     def _unconfirmed(self, exp, state, probe: BrIntProbe) -> list[str]:
         try:
