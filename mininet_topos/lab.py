@@ -7,7 +7,6 @@ the controller process that every hypervisor connects to.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -26,8 +25,8 @@ from mininet.net import Mininet
 from dataplane import physical
 from dataplane.ofprobe import BrIntProbe, ProbeError
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
-from mininet_topos import cleanup, readiness
-from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode, PrecreatedLink
+from mininet_topos import bringup, cleanup, readiness
+from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
 from mininet_topos.topology import Topology, intent_dict
 
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
@@ -37,7 +36,6 @@ UNDERLAY = cleanup.PREFIX + "ul"
 MGMT_BRIDGE = cleanup.PREFIX + "mg"
 
 
-HOST_WORKERS = 8         # Mininet hosts started at once (each waits on its shell's prompt)
 POLL = 0.02              # s between looks at the controller's state while the lab comes up
 ANNOUNCE_AGAIN = 0.25    # s before a VM whose binding is not learned announces itself again (its
                          # first may beat the flows: the state says "sent", not "installed")
@@ -45,13 +43,6 @@ ANNOUNCE_AGAIN = 0.25    # s before a VM whose binding is not learned announces 
 
 class LabError(RuntimeError):
     pass
-
-
-def run_on(commands: list[tuple]) -> list[str]:
-    """Run each (Mininet node, shell command) pair, all at once; their outputs, in order."""
-    for node, command in commands:
-        node.sendCmd(command)
-    return [node.waitOutput() for node, _ in commands]
 
 
 def wait_for(condition, timeout: float, what, interval: float = 0.05):
@@ -138,6 +129,9 @@ class Lab:
                 self._start_hypervisors()
                 self._wait_ready()
             self.write_lab_file()
+        except bringup.BringupError as e:
+            self.stop()
+            raise LabError(str(e)) from None
         except BaseException:
             self.stop()
             raise
@@ -160,10 +154,10 @@ class Lab:
             gw = t.gateway(vm)
             hosts.append((vm.name, dict(cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}", mac=vm.mac,
                                         defaultRoute=f"via {gw}" if gw else None)))
-        self._add_hosts(hosts)
+        bringup.add_hosts(net, hosts)
         links = [link for hv in t.hypervisors for link in ((hv.name, UPLINK, UNDERLAY, f"{UNDERLAY}-{hv.name}"),
                                                            (hv.name, MGMT, MGMT_BRIDGE, f"{MGMT_BRIDGE}-{hv.name}"))]
-        self._add_links(links + [(vm.name, "eth0", vm.hypervisor, vm.name) for vm in t.vms])
+        bringup.add_links(net, links + [(vm.name, "eth0", vm.hypervisor, vm.name) for vm in t.vms])
         for i in range(1, self.nb_cluster + 1):
             node = net.addHost(self.nb_member(i), ip=None)
             net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{node.name}",
@@ -173,36 +167,12 @@ class Lab:
             self._start_nb_cluster()
             self._launch_controller()
 
-    def _add_hosts(self, hosts: list[tuple[str, dict]]) -> None:
-        """Mininet hosts, their shells started HOST_WORKERS at a time (each waits on its
-        shell's prompt); net.hosts keeps the given order."""
-        with concurrent.futures.ThreadPoolExecutor(HOST_WORKERS) as pool:
-            list(pool.map(lambda h: self.net.addHost(h[0], **h[1]), hosts))
-        order = {name: i for i, (name, _) in enumerate(hosts)}
-        self.net.hosts.sort(key=lambda h: order.get(h.name, len(order)))
-
-    def _add_links(self, links: list[tuple[str, str, str, str]]) -> None:
-        """(node, its interface, peer node, the peer's interface): every veth pair made in one
-        `ip -batch`, each end straight in its node's namespace; then known to Mininet."""
-        net = self.net
-        where = {n.name: f" netns {n.pid}" if n.inNamespace else "" for n in net.hosts + net.switches}
-        batch = "".join(f"link add name {i1}{where[n1]} type veth peer name {i2}{where[n2]}\n" for n1, i1, n2, i2 in links)
-        r = subprocess.run(["ip", "-batch", "-"], input=batch, capture_output=True, text=True)
-        if r.returncode:
-            raise LabError(f"cannot make the lab's links: {r.stderr.strip()}")
-        for n1, i1, n2, i2 in links:
-            net.addLink(net[n1], net[n2], intfName1=i1, intfName2=i2, cls=PrecreatedLink,
-                        params1={"up": None}, params2={"up": None})
-
     def _management_network(self) -> None:
         """The management bridge with the controller's address, before anything else."""
         t = self.topo
-        batch = (f"link add {MGMT_BRIDGE} type bridge {NO_NETFILTER}\n"
-                 f"addr add {t.controller_ip}/{t.management.prefixlen} dev {MGMT_BRIDGE}\n"
-                 f"link set {MGMT_BRIDGE} up\n")
-        r = subprocess.run(["ip", "-batch", "-"], input=batch, capture_output=True, text=True)
-        if r.returncode:
-            raise LabError(f"cannot make the management network {MGMT_BRIDGE}: {r.stderr.strip()}")
+        bringup.ip_batch([f"link add {MGMT_BRIDGE} type bridge {NO_NETFILTER}",
+                          f"addr add {t.controller_ip}/{t.management.prefixlen} dev {MGMT_BRIDGE}",
+                          f"link set {MGMT_BRIDGE} up"], f"the management network {MGMT_BRIDGE}")
 
     # --- the controller's database as a Raft cluster (--nb-cluster N) ----------------------
     def nb_member(self, i: int) -> str:
@@ -299,7 +269,7 @@ class Lab:
         net = self.net
         if configure_vms_at_once:
             vms = [h for h in net.hosts if isinstance(h, VM)]
-            run_on([(vm, vm.config_command(**vm.params)) for vm in vms])
+            bringup.run_on([(vm, vm.config_command(**vm.params)) for vm in vms])
             for host in net.hosts:
                 if not isinstance(host, (VM, HypervisorNode)):
                     host.configDefault()
@@ -307,8 +277,8 @@ class Lab:
         else:
             net.build()
         self.manifest.add_pids([(node.pid, "bash") for node in net.hosts + net.switches])
-        batch = "".join(f"netns attach {cleanup.PREFIX}{node.name} {node.pid}\n" for node in net.hosts)
-        subprocess.run(["ip", "-batch", "-"], input=batch, text=True, check=True)
+        bringup.ip_batch([f"netns attach {cleanup.PREFIX}{node.name} {node.pid}" for node in net.hosts],
+                         "the lab's namespace names")
         net.start()
 
     @property
@@ -409,7 +379,7 @@ class Lab:
                     self._controller_ready()
                     self.progress("the controller listens and holds the intent; hypervisors connect")
                 commands = [(node, node.ovs.wrapped(scripts[node.name][phase])) for node in hvs]
-                outputs = run_on(commands)
+                outputs = bringup.run_on(commands)
                 # record the daemons before any error: stop() needs them
                 if phase == 0:
                     self.manifest.add_pids([(pid, daemon) for node in hvs for daemon, pid in node.ovs.pids().items()])
@@ -438,7 +408,7 @@ class Lab:
                        and not readiness.learned(exp, state, vm)
                        and readiness.hypervisor_ready(exp, state, self.placement[vm])]
                 if due:
-                    run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
+                    bringup.run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
                     announced.update((vm, now) for vm in due)
                 missing = readiness.missing(exp, state) or self._unconfirmed(exp, state, probe)
                 if not missing:

@@ -197,7 +197,11 @@ def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict
     why = ["nothing seen yet"]
 
     def programmed():
-        rows = _rows(ctl)
+        try:
+            rows = _rows(ctl)
+        except ScaleError as e:          # busy programming: its API may not answer in time
+            why[0] = f"{len(exp.ports) - len(done)} of {len(exp.ports)} hypervisors not programmed; {e}"
+            return False
         pending = [h for h in exp.ports if h not in done]
         seen = {h: rows[h] for h in pending if h in rows and rows[h]["openflow"] and rows[h]["ovsdb"]
                 and rows[h]["attachments"] == len(exp.ports[h])}
