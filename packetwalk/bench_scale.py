@@ -21,6 +21,7 @@ OpenFlow, not what the controller believes):
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -148,11 +149,12 @@ def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 
     topo = parse_topology(topology(hypervisors, vms), f"<scale {hypervisors}x{vms}>")
     placement = {v.name: v.hypervisor for v in topo.vms}
     exp = readiness.expect(topo, placement)
-    left = cleanup.our_netns()
+    left = cleanup.leftovers(RUNDIR)
     if left:
-        raise ScaleError(f"namespaces {', '.join(left[:5])} exist: another lab or scale run is up, "
+        raise ScaleError(f"{', '.join(left[:5])}: another lab or scale run is up, "
                          "or a crashed one left them (`packetwalk lab clean`)")
-    RUNDIR.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(RUNDIR, ignore_errors=True)      # the last run's files; nothing of it runs
+    RUNDIR.mkdir(parents=True)
     members = [Member(h.name, str(h.mgmt_ip), str(h.vtep_ip), tuple(
         VmPort(v.name, v.name, v.mac, v.switch, topo.switch(v.switch).vni) for v in topo.vms_on(h.name)))
         for h in topo.hypervisors]
