@@ -322,6 +322,8 @@ def figures(r: dict, targets: bool) -> dict:
 
     def fig(value, unit, target=None, note=None):
         t = TARGETS.get(target) if targets and target else None
+        if t and (r["hypervisors"], r["vms"]) != SIZES[-1]:
+            note = f"{note + '; ' if note else ''}the target is set for {SIZES[-1][0]} x {SIZES[-1][1]}"
         f = {"value": round(value, 3) if isinstance(value, float) else value, "unit": unit, "baseline": None,
              "baseline_of": None, "target": f"{t[0]} {t[1]:g}" if t else None,
              "met": (value < t[1]) if t else None, "at": at}
