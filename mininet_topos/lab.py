@@ -36,6 +36,7 @@ UNDERLAY = cleanup.PREFIX + "ul"
 MGMT_BRIDGE = cleanup.PREFIX + "mg"
 
 
+TELL_EVERY = 5.0         # s between progress lines saying what a starting lab still waits for
 POLL = 0.02              # s between looks at the controller's state while the lab comes up
 ANNOUNCE_AGAIN = 0.25    # s before a VM whose binding is not learned announces itself again (its
                          # first may beat the flows: the state says "sent", not "installed")
@@ -400,6 +401,7 @@ class Lab:
         start = time.monotonic()
         announced: dict[str, float] = {}
         neighbours: dict[str, set[str]] = {}
+        told = start
         with contextlib.closing(BrIntProbe()) as probe:
             while True:
                 now = time.monotonic()
@@ -418,6 +420,9 @@ class Lab:
                 if not missing:
                     self.progress(f"ready after {time.monotonic() - start:.1f} s of waiting")
                     return
+                if now - told >= TELL_EVERY or os.environ.get("PACKETWALK_DEBUG_READY"):
+                    self.progress(f"still waiting ({now - start:.1f} s) for: {readiness.describe(missing, 3)}")
+                    told = now
                 if now - start > limit:
                     raise LabError(f"the lab is not ready after {limit:.0f} s: " + readiness.describe(missing))
                 time.sleep(POLL * (1 + len(exp.ports) / 8))     # a big lab's checks cost more
