@@ -27,34 +27,53 @@ class BrIntProbe:
 
     def observe(self, sockets: dict[str, Path]) -> dict[str, tuple[int, int]]:
         """name -> (our flows on br-int, its tunnel ports), for each name's management socket."""
-        requests = [parser.OFPAggregateStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                                    COOKIE_APP, COOKIE_APP_MASK, parser.OFPMatch()),
-                    parser.OFPPortDescStatsRequest(_DP, 0)]
+        replies = self._ask(sockets, [
+            parser.OFPAggregateStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                            COOKIE_APP, COOKIE_APP_MASK, parser.OFPMatch()),
+            parser.OFPPortDescStatsRequest(_DP, 0)])
+        return {name: (r[1][0].body.flow_count,
+                       sum(1 for m in r[2] for p in m.body if _text(p.name).startswith(TUNNEL_PREFIX)))
+                for name, r in replies.items()}
+
+    def cookies(self, sockets: dict[str, Path]) -> dict[str, set[int]]:
+        """name -> the cookies of our flows on br-int (a cookie says what a flow is and what
+        it holds: two tables with the same cookies hold the same flows)."""
+        replies = self._ask(sockets, [parser.OFPFlowStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                                                 COOKIE_APP, COOKIE_APP_MASK, parser.OFPMatch())])
+        return {name: {f.cookie for m in r[1] for f in m.body} for name, r in replies.items()}
+
+    def _ask(self, sockets: dict[str, Path], requests: list) -> dict[str, dict[int, list]]:
+        """Send `requests` (xids 1..n) to every switch, then read every answer. A connection
+        the switch closed meanwhile (it drops management connections that stay idle) is
+        made again, once."""
         wire = b""
         for xid, req in enumerate(requests, start=1):
             req.set_xid(xid)
             req.serialize()
             wire += req.buf
-        for name, path in sockets.items():
-            self._connection(name, path).sendall(wire)
         out = {}
-        for name in sockets:
-            replies = _read_replies(self._socks[name], len(requests))
-            flows = replies[1][0].body.flow_count
-            tunnels = sum(1 for r in replies[2] for p in r.body if _text(p.name).startswith(TUNNEL_PREFIX))
-            out[name] = (flows, tunnels)
-        return out
-
-    def cookies(self, sockets: dict[str, Path]) -> dict[str, set[int]]:
-        """name -> the cookies of our flows on br-int (a cookie says what a flow is and what
-        it holds: two tables with the same cookies hold the same flows)."""
-        req = parser.OFPFlowStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                         COOKIE_APP, COOKIE_APP_MASK, parser.OFPMatch())
-        req.set_xid(1)
-        req.serialize()
-        for name, path in sockets.items():
-            self._connection(name, path).sendall(req.buf)
-        return {name: {f.cookie for r in _read_replies(self._socks[name], 1)[1] for f in r.body} for name in sockets}
+        for attempt in (1, 2):
+            pending = [n for n in sockets if n not in out]
+            failed = set()
+            for name in pending:
+                try:
+                    self._connection(name, sockets[name]).sendall(wire)
+                except OSError:
+                    failed.add(name)
+            for name in pending:
+                if name in failed:
+                    continue
+                try:
+                    out[name] = _read_replies(self._socks[name], len(requests))
+                except (OSError, ProbeError):
+                    failed.add(name)
+            for name in failed:
+                dead = self._socks.pop(name, None)
+                if dead:
+                    dead.close()
+            if not failed:
+                return out
+        raise ProbeError(f"br-int of {', '.join(sorted(failed)[:5])} does not answer on its management socket")
 
     def close(self) -> None:
         for s in self._socks.values():
@@ -94,6 +113,8 @@ def _read_replies(s: socket.socket, wanted: int) -> dict[int, list]:
         head = _recv(s, 8)
         version, msg_type, length, xid = struct.unpack("!BBHI", head)
         body = head + _recv(s, length - 8)
+        if msg_type == ofp.OFPT_ECHO_REQUEST:         # keep the connection: answer the switch's echo
+            s.sendall(struct.pack("!BBHI", version, ofp.OFPT_ECHO_REPLY, length, xid) + body[8:])
         if msg_type != ofp.OFPT_MULTIPART_REPLY:
             continue                   # the switch's hello, an echo, ...
         msg = ofproto_parser.msg(_DP, version, msg_type, length, xid, body)
