@@ -181,7 +181,7 @@ def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 
         wait_for(ctl.listening, 60, "the controller to listen")
         listen_s = time.monotonic() - t0
         db = wait_for(ctl.database_server, 10, "the controller's database server")
-        cold = _cold(ctl, fleet, exp, t0, 60 + 0.5 * hypervisors + 0.01 * vms)
+        cold = _cold(ctl, fleet, exp, t0, 60 + 1.5 * hypervisors + 0.02 * vms)
         cold.update(listen_s=listen_s, intent_s=intent_s, cold_cpu_s=ctl.cpu_s(), db_cpu_s=ctl.cpu_s(db),
                     peak_mb_cold=ctl.peak_mb())
         progress(f"scale {hypervisors}x{vms}: programmed from cold in {cold['cold_s']:.1f} s; "
