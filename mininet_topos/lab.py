@@ -55,9 +55,14 @@ NB_PORT, NB_RAFT_PORT = 6641, 6643     # the controller database's clients and i
 
 
 class Lab:
-    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0):
+    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0,
+                 controllers: int = 0):
         self.topo = topology
         self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
+        # 0: one controller in the root namespace; N: N controllers, each in its own namespace
+        self.controllers = [f"ctl{i}" for i in range(1, controllers + 1)]
+        self.procs: dict[str, subprocess.Popen] = {}     # controller name -> its process (several)
+        self.api = f"http://127.0.0.1:{API_PORT}"       # the API lab clients use (a live controller's)
         self.rundir = Path(rundir)
         self.progress = progress or (lambda msg: None)
         self.verbose = verbose
@@ -82,9 +87,14 @@ class Lab:
     def state_file(self) -> Path:
         return self.rundir / "controller" / "state.json"
 
-    def controller_state(self) -> dict:
+    def controller_state(self, name: str | None = None) -> dict:
+        """A controller's tables as its state file has them (several controllers: the named
+        one, else the one whose API the lab uses)."""
+        if name is None and self.controllers:
+            name = next((c for c in self.controllers if self.controller_api(c) == self.api), self.controllers[0])
+        path = self.rundir / name / "state.json" if name else self.state_file
         try:
-            return json.loads(self.state_file.read_text())
+            return json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
 
@@ -128,7 +138,12 @@ class Lab:
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         underlay = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
         mgmt = net.addSwitch(MGMT_BRIDGE, cls=LinuxBridge, dpid="2")
-        ctl = f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
+        ctl = " ".join(f"tcp:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers) \
+            or f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
+        for name in self.controllers:
+            node = net.addHost(name, ip=None)
+            net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{name}",
+                        params1={"ip": f"{self.controller_ip(name)}/{t.management.prefixlen}"})
         for i, hv in enumerate(t.hypervisors, start=1):
             node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
                                dpid=i, vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}",
@@ -175,6 +190,11 @@ class Lab:
                 ["ovsdb-tool", "join-cluster", f"{d}/nb.db", DB_NAME, me, first]
             subprocess.run(tool, check=True, capture_output=True)
             self.start_nb_member(i)
+        # a dead leader is replaced after 0.5 s of silence (OVSDB's default is 1 s): the
+        # controller-failover check's 3 s include the database's own election
+        leader = wait_for(self.nb_leader, 10, "the database cluster to elect a leader")
+        subprocess.run(["ovs-appctl", "-t", self.nb_ctl(leader), "cluster/change-election-timer", "Packetwalk", "500"],
+                       capture_output=True)
 
     def start_nb_member(self, i: int) -> None:
         d, node = self.rundir / self.nb_member(i), self.net[self.nb_member(i)]
@@ -251,39 +271,86 @@ class Lab:
             subprocess.run(["ip", "link", "set", bridge.name, "type", "bridge", "nf_call_iptables", "0",
                             "nf_call_ip6tables", "0", "nf_call_arptables", "0"], check=True)
 
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{API_PORT}"
+    def controller_ip(self, name: str) -> str:
+        return str(self.topo.management.broadcast_address - 30 - int(name.removeprefix("ctl")))
+
+    def controller_api(self, name: str) -> str:
+        return f"http://{self.controller_ip(name)}:{API_PORT}"
+
+    def controller_alive(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
 
     @property
     def db_dir(self) -> Path:
         return self.rundir / "controller" / "db"
 
     def _start_controller(self, load_intent: bool = True) -> None:
-        """The controller with its embedded database in the lab's run dir; then the
-        topology's logical part goes in through its API, as any client's would."""
+        """The controller with its embedded database in the lab's run dir (or several, each
+        in its own namespace, on the Raft database); then the topology's logical part goes
+        in through the API, as any client's would."""
         t = self.topo
-        d = self.rundir / "controller"
-        d.mkdir(parents=True, exist_ok=True)
-        self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
-        log = open(d / "controller.log", "a")
-        db = ["--nb", self.nb_remote] if self.nb_cluster else ["--db-dir", str(self.db_dir)]
-        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db,
-               "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
-               "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
-        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
-
-        def listening():
-            if self.controller.poll() is not None:
-                raise LabError(f"the controller exited ({self.controller.returncode}); see {d / 'controller.log'}")
-            with socket.socket() as s:
-                return s.connect_ex((str(t.controller_ip), OPENFLOW_PORT)) == 0
-        wait_for(listening, 30, "the controller to listen")
-        if not self.nb_cluster:
-            self._record_db_server()
+        if self.controllers:
+            for name in self.controllers:
+                self.start_controller(name)
+        else:
+            self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
+            db = ["--nb", self.nb_remote] if self.nb_cluster else ["--db-dir", str(self.db_dir)]
+            self.controller = self._spawn("controller", str(t.controller_ip), None, db, self.state_file,
+                                          ["--api-port", str(API_PORT)])
+            if not self.nb_cluster:
+                self._record_db_server()
         if load_intent:
             self.load_intent()
+
+    def _spawn(self, name: str, ip: str, netns: str | None, db: list[str], state: Path, extra: list[str]):
+        d = self.rundir / name
+        d.mkdir(parents=True, exist_ok=True)
+        log = open(d / "controller.log", "a")
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db, "--controller-name", name,
+               "--ofp-listen-host", ip, "--ofp-tcp-listen-port", str(OPENFLOW_PORT), "--state-file", str(state), *extra]
+        if netns:
+            cmd = ["ip", "netns", "exec", netns, *cmd]      # ip execs the controller: one pid
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.manifest.add_pid(proc.pid, Path(sys.executable).name)
+
+        def listening():
+            if proc.poll() is not None:
+                raise LabError(f"the controller {name} exited ({proc.returncode}); see {d / 'controller.log'}")
+            probe = ["ip", "netns", "exec", netns] if netns else []
+            return subprocess.run([*probe, "bash", "-c", f"echo > /dev/tcp/{ip}/{OPENFLOW_PORT}"],
+                                  capture_output=True).returncode == 0 if netns else _connects(ip, OPENFLOW_PORT)
+        wait_for(listening, 30, f"the controller {name} to listen")
+        return proc
+
+    def start_controller(self, name: str | None = None) -> None:
+        """Start a controller (again) on the same database: its intent comes from there."""
+        if name is None and not self.controllers:
+            return self._start_controller(load_intent=False)
+        if name not in self.controllers:
+            raise LabError(f"no controller {name!r} in this lab (it has {', '.join(self.controllers)})")
+        ip = self.controller_ip(name)
+        self.progress(f"starting controller {name} on {ip}:{OPENFLOW_PORT} (namespace {cleanup.PREFIX}{name})")
+        self.procs[name] = self._spawn(name, ip, cleanup.PREFIX + name, ["--nb", self.nb_remote],
+                                       self.rundir / name / "state.json",
+                                       ["--api-listen-host", ip, "--api-port", str(API_PORT)])
+        if not any(self.controller_alive(c) and self.controller_api(c) == self.api for c in self.controllers):
+            self.api = self.controller_api(name)
+
+    def add_controller(self, name: str) -> None:
+        """A controller that joins a running lab: its namespace, its link, its process."""
+        node = self.net.addHost(name, ip=None)
+        self.manifest.add_pid(node.pid, "bash")
+        subprocess.run(["ip", "netns", "attach", cleanup.PREFIX + name, str(node.pid)], check=True)
+        self.net.addLink(node, self.net[MGMT_BRIDGE], intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{name}")
+        subprocess.run(["ip", "link", "set", f"{MGMT_BRIDGE}-{name}", "master", MGMT_BRIDGE, "up"], check=True)
+        node.setIP(f"{self.controller_ip(name)}/{self.topo.management.prefixlen}", intf="eth0")
+        node.cmd("ip link set eth0 up; ip link set lo up")
+        self.controllers.append(name)
+        self.start_controller(name)
+        target = " ".join(f"tcp:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers)
+        for hv in self.topo.hypervisors:
+            self.hv(hv.name).ovs.vsctl(f"set-controller br-int {target}")
 
     def _record_db_server(self) -> None:
         pidfile = self.db_dir / "ovsdb-server.pid"
@@ -379,15 +446,17 @@ class Lab:
         self._start_controller(load_intent=False)      # intent is in its database
         self._wait_ready()
 
-    def kill_controller(self) -> None:
+    def kill_controller(self, name: str | None = None) -> None:
         """kill -9: the controller gets no chance to clean up (its embedded database goes with it)."""
+        if name is not None:
+            proc = self.procs.get(name)
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            return
         if self.controller and self.controller.poll() is None:
             self.controller.kill()
             self.controller.wait()
-
-    def start_controller(self) -> None:
-        """Start the controller again on the same database (intent comes from there)."""
-        self._start_controller(load_intent=False)
 
     def add_vm(self, name: str, hypervisor: str, ip: str, mac: str, prefixlen: int, gateway: str | None,
                iface_id: str | None = None) -> VM:
@@ -421,6 +490,15 @@ class Lab:
         self.vm(name).announce()
 
     def _stop_controller(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if self.controller and self.controller.poll() is None:
             self.controller.terminate()
             try:
@@ -433,7 +511,7 @@ class Lab:
         """Record what is running, for commands run from another shell."""
         info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind,
                 "rundir": str(self.rundir), "placement": self.placement,
-                "api": None if self.topo.kind == "physical" else f"http://127.0.0.1:{API_PORT}"}
+                "api": None if self.topo.kind == "physical" else self.api, "controllers": self.controllers}
         (self.rundir / LAB_FILE).write_text(json.dumps(info, indent=1))
 
     def stop(self) -> None:
@@ -443,3 +521,8 @@ class Lab:
             self.net.stop()            # HypervisorNode.terminate stops each node's OVS by pid
             self.net = None
         cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
+
+
+def _connects(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((ip, port)) == 0
