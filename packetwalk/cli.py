@@ -127,8 +127,11 @@ def show_tunnels(hv, as_json, api):
 @click.option("--nb-cluster", type=click.IntRange(0, 7), default=None, metavar="N",
               help="the controller's database as an N-member Raft cluster, each member in its own "
                    "namespace (default: the controller's embedded database; 3 when --test has nb-cluster)")
+@click.option("--controllers", type=click.IntRange(0, 7), default=0, metavar="N",
+              help="N controllers, each in its own namespace, sharing the database (needs --nb-cluster; "
+                   "default: one controller in the root namespace)")
 @click.pass_context
-def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
+def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, controllers):
     """Start the controller and the emulated network, and give the Mininet CLI."""
     if ctx.invoked_subcommand:
         return
@@ -146,10 +149,12 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
         _fail(f"--test: unknown check {', '.join(unknown) or repr(tests)}; known: {', '.join(sorted(CHECKS))}")
     _require_root("packetwalk lab")
     if nb_cluster is None:
-        nb_cluster = 3 if "nb-cluster" in names else 0
+        nb_cluster = 3 if "nb-cluster" in names or controllers else 0
+    if controllers and not nb_cluster:
+        _fail("--controllers needs the database as a cluster they share: add --nb-cluster 3")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster) as running:
+        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, controllers=controllers) as running:
             if not names:
                 from mininet.log import setLogLevel
                 from packetwalk import mininet_cli
