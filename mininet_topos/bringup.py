@@ -41,8 +41,23 @@ def add_links(net, links: list[tuple[str, str, str, str]]) -> None:
     one `ip -batch`, each end straight in its node's namespace; then known to Mininet, down
     (the nodes' own setup commands bring their ends up)."""
     where = {n.name: f" netns {n.pid}" if n.inNamespace else "" for n in net.hosts + net.switches}
-    ip_batch([f"link add name {i1}{where[n1]} type veth peer name {i2}{where[n2]}" for n1, i1, n2, i2 in links],
-             "the lab's links")
+    # An end that goes into a namespace is made under a temporary name and renamed there: some
+    # kernels (Debian 12's 6.1) check a new link's name in the caller's namespace too, where a
+    # real eth0 may exist ("RTNETLINK answers: File exists").
+    renames: dict[str, list[tuple[str, str]]] = {}
+    lines = []
+    for k, (n1, i1, n2, i2) in enumerate(links):
+        names = []
+        for node, intf, side in ((n1, i1, "a"), (n2, i2, "b")):
+            if where[node]:
+                renames.setdefault(node, []).append((f"pwt{k}{side}", intf))
+            names.append(f"pwt{k}{side}" if where[node] else intf)
+        lines.append(f"link add name {names[0]}{where[n1]} type veth peer name {names[1]}{where[n2]}")
+    ip_batch(lines, "the lab's links")
+    for node, pairs in renames.items():
+        out = net[node].cmd(" && ".join(f"ip link set {tmp} name {final}" for tmp, final in pairs) + "; echo rc=$?")
+        if "rc=0" not in out:
+            raise BringupError(f"cannot name {node}'s interfaces: {out.strip()}")
     for n1, i1, n2, i2 in links:
         net.addLink(net[n1], net[n2], intfName1=i1, intfName2=i2, cls=PrecreatedLink,
                     params1={"up": None}, params2={"up": None})
