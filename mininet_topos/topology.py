@@ -169,13 +169,42 @@ def load_topology(path: str | os.PathLike) -> Topology:
     except UnicodeDecodeError:
         raise TopologyError(f"{source}: cannot read file: it is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except DuplicateKey as err:
+        raise TopologyError(f"{source}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         problem = getattr(err, "problem", None) or str(err)
         raise TopologyError(f"{source}: {where}: YAML syntax error: {problem}") from None
     return parse_topology(data, source)
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names one key twice (YAML says keys are unique; PyYAML lets the last win)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that a mapping already has."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:       # before merging: a key may override a `<<` merge
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue            # the base class reports unhashable keys itself
+                if key in seen:
+                    line, first = key_node.start_mark.line + 1, seen[key] + 1
+                    raise DuplicateKey(f"line {line}, column {key_node.start_mark.column + 1}: "
+                                       f"duplicate key {key!r} (first given on line {first}): "
+                                       "each key may appear once in a mapping")
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 def parse_topology(data: object, source: str = "<dict>") -> Topology:
