@@ -24,7 +24,7 @@ from mininet.nodelib import LinuxBridge
 
 from dataplane import physical
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
-from mininet_topos import cleanup
+from mininet_topos import capacity, cleanup, interrupts
 from mininet_topos.nodes import VM, HypervisorNode
 from mininet_topos.topology import Topology, intent_dict
 
@@ -43,6 +43,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
     """Poll `condition()` until it returns something truthy; LabError naming `what` if not."""
     deadline = time.monotonic() + timeout
     while True:
+        interrupts.checkpoint()
         value = condition()
         if value:
             return value
@@ -54,18 +55,34 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
 NB_PORT, NB_RAFT_PORT = 6641, 6643     # the controller database's clients and its Raft peers
 
 
+def _settle(node, timeout: float = 2.0) -> None:
+    """A node whose command was cut short (a signal during a check) still waits for its
+    output: interrupt the command and read up to the prompt, so teardown can use the shell."""
+    deadline = time.monotonic() + timeout
+    if node.waiting and node.shell:
+        node.sendInt()
+        while node.waiting and time.monotonic() < deadline:
+            node.monitor(timeoutms=100)
+    node.waiting = False
+
+
 class Lab:
     def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0):
         self.topo = topology
         self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
         self.rundir = Path(rundir)
-        self.progress = progress or (lambda msg: None)
+        self._progress = progress or (lambda msg: None)
         self.verbose = verbose
         self.net: Mininet | None = None
         self.controller: subprocess.Popen | None = None
         self.manifest: cleanup.Manifest | None = None
         self.placement = {vm.name: vm.hypervisor for vm in topology.vms}   # VM -> hypervisor now
         self.extra_vms = {}               # VMs added while running: name -> (ip, mac, switch)
+
+    def progress(self, message: str) -> None:
+        """Say what the lab does next; a step boundary, so a SIGINT/SIGTERM noted meanwhile acts here."""
+        interrupts.checkpoint()
+        self._progress(message)
 
     # --- access ---------------------------------------------------------------------------
     def hv(self, name: str) -> HypervisorNode:
@@ -97,6 +114,11 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
+        """Everything up, or (on an error, SIGINT or SIGTERM at any moment) everything torn
+        down and the error raised (interrupts.Interrupted for a signal)."""
+        reason = capacity.too_large(self.topo, capacity.Machine.here())
+        if reason:
+            raise LabError(f"{self.topo.source}: too large for this machine: {reason}")
         clash = {r.name for r in self.topo.routers} & ({h.name for h in self.topo.hypervisors}
                                                        | {v.name for v in self.topo.vms})
         if self.topo.kind == "physical" and clash:
@@ -105,21 +127,23 @@ class Lab:
         if left:
             raise LabError("a lab is running, or a crashed one left " + ", ".join(left)
                            + ": stop it, or run `packetwalk lab clean`")
-        shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
-        self.rundir.mkdir(parents=True)
-        self.manifest = cleanup.Manifest(self.rundir)
-        try:
-            if self.topo.kind == "physical":
-                self._build_physical()
-            else:
-                self._build()
-                self._start_controller()
-                self._start_hypervisors()
-                self._wait_ready()
-            self.write_lab_file()
-        except BaseException:
-            self.stop()
-            raise
+        with interrupts.deferred():
+            try:
+                shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
+                self.rundir.mkdir(parents=True)
+                self.manifest = cleanup.Manifest(self.rundir)
+                if self.topo.kind == "physical":
+                    self._build_physical()
+                else:
+                    self._build()
+                    self._start_controller()
+                    self._start_hypervisors()
+                    self._wait_ready()
+                self.write_lab_file()
+            except BaseException:
+                self.stop()      # raises Interrupted if a signal came (the error it caused is its cause)
+                raise
+        interrupts.checkpoint()
 
     def _build(self) -> None:
         t = self.topo
@@ -130,6 +154,7 @@ class Lab:
         mgmt = net.addSwitch(MGMT_BRIDGE, cls=LinuxBridge, dpid="2")
         ctl = f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
         for i, hv in enumerate(t.hypervisors, start=1):
+            interrupts.checkpoint()
             node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
                                dpid=i, vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}",
                                mgmt_ip=str(hv.mgmt_ip), controller=ctl)
@@ -231,6 +256,7 @@ class Lab:
     def _add_vms(self) -> None:
         t, net = self.topo, self.net
         for vm in t.vms:
+            interrupts.checkpoint()
             gw = t.gateway(vm)
             node = net.addHost(vm.name, cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}",
                                mac=vm.mac, defaultRoute=f"via {gw}" if gw else None)
@@ -437,9 +463,17 @@ class Lab:
         (self.rundir / LAB_FILE).write_text(json.dumps(info, indent=1))
 
     def stop(self) -> None:
-        (self.rundir / LAB_FILE).unlink(missing_ok=True)
-        self._stop_controller()
-        if self.net is not None:
-            self.net.stop()            # HypervisorNode.terminate stops each node's OVS by pid
-            self.net = None
-        cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
+        """Tear everything down; a SIGINT/SIGTERM meanwhile waits until it is done (and is
+        then raised as interrupts.Interrupted)."""
+        with interrupts.deferred():
+            try:
+                (self.rundir / LAB_FILE).unlink(missing_ok=True)
+                self._stop_controller()
+                if self.net is not None:
+                    net, self.net = self.net, None
+                    for node in net.hosts + net.switches:
+                        _settle(node)
+                    net.stop()             # HypervisorNode.terminate stops each node's OVS by pid
+            finally:
+                cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
+        interrupts.checkpoint()

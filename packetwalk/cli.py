@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 import click
 
 import packetwalk
+from mininet_topos import interrupts
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "mininet_topos"
 SEED = TOPOLOGIES / "seed.yaml"
@@ -144,10 +144,14 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
     unknown = [n for n in names if n not in CHECKS]
     if unknown or (tests is not None and not names):
         _fail(f"--test: unknown check {', '.join(unknown) or repr(tests)}; known: {', '.join(sorted(CHECKS))}")
+    from mininet_topos.capacity import Machine, too_large
+    reason = too_large(topo, Machine.here())
+    if reason:
+        _fail(f"{topology_file}: too large for this machine: {reason}")
     _require_root("packetwalk lab")
     if nb_cluster is None:
         nb_cluster = 3 if "nb-cluster" in names else 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupts.install()
     try:
         with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster) as running:
             if not names:
@@ -161,6 +165,8 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
             result = run_checks(running, names)
     except LabError as e:
         _fail(str(e), 1)
+    except (interrupts.Interrupted, KeyboardInterrupt) as e:
+        _interrupted(e)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -168,6 +174,13 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
             click.echo(f"{name}: {'PASS' if r['ok'] else 'FAIL'}")
             click.echo(json.dumps({k: v for k, v in r.items() if k != 'ok'}, indent=2))
     sys.exit(0 if result["ok"] else 1)
+
+
+def _interrupted(e: BaseException):
+    """A SIGINT or SIGTERM: the lab is already torn down (Lab.stop finished first)."""
+    code = e.exit_code if isinstance(e, interrupts.Interrupted) else 130
+    _fail(f"{e if isinstance(e, interrupts.Interrupted) else 'interrupted by SIGINT'}: "
+          "the lab was stopped and nothing is left running", code)
 
 
 def _hint(topo) -> str:
@@ -241,11 +254,13 @@ def demo(as_json, keep, out_dir):
     from mininet_topos.lab import LabError
     from packetwalk import demo as demo_mod
     _require_root("packetwalk demo")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupts.install()
     try:
         result = demo_mod.run(_progress, Path(out_dir), keep=keep)
     except LabError as e:
         _fail(str(e), 1)
+    except (interrupts.Interrupted, KeyboardInterrupt) as e:
+        _interrupted(e)
     click.echo(demo_mod.as_json(result) if as_json else demo_mod.report(result))
     lab_kept = result.get("kept")
     if lab_kept:
