@@ -39,7 +39,7 @@ from controller.flows import Flow, diff
 from controller.northbound import Conflict, NoAnswer
 from controller.pipeline import hypervisor_flows
 from controller.model import IFACE_ID, Hypervisor, Network
-from controller.ovsdb import REMOTE_KEY, HypervisorDB
+from controller.ovsdb import REMOTE_KEY, HypervisorDB, use_ssl
 from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
 
 LOG = logging.getLogger("packetwalk.controller")
@@ -111,6 +111,10 @@ class PacketwalkController(app_manager.OSKenApp):
         self._nb_up = True
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
+        self.ovsdb_scheme = "tcp"
+        if CONF.ctl_privkey and CONF.ctl_cert and CONF.ca_certs:     # OpenFlow over SSL: OVSDB too
+            use_ssl(CONF.ctl_privkey, CONF.ctl_cert, CONF.ca_certs)
+            self.ovsdb_scheme = "ssl"
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
         self.datapaths = {}          # management address -> datapath
         self.dbs = {}                # management address -> HypervisorDB
@@ -285,7 +289,8 @@ class PacketwalkController(app_manager.OSKenApp):
         dp.send_msg(openflow.packet_ins_wanted(dp))
         dp.send_msg(openflow.our_flows_request(dp))
         if address not in self.dbs:
-            self.dbs[address] = HypervisorDB(address, lambda a=address: self._ovsdb_changed(a))
+            self.dbs[address] = HypervisorDB(address, lambda a=address: self._ovsdb_changed(a),
+                                             scheme=self.ovsdb_scheme)
             hub.spawn(self._connect_ovsdb, address)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 
+import ovs.stream
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
 
@@ -54,10 +55,22 @@ class _NotifyingIdl(connection.OvsdbIdl):
             self.on_change()
 
 
+def use_ssl(private_key: str, certificate: str, ca_cert: str) -> None:
+    """Open every hypervisor's OVSDB over SSL from now on, presenting this key and
+    certificate and trusting servers whose certificate `ca_cert` signed (python-ovs keeps
+    these process-wide)."""
+    for path in (private_key, certificate, ca_cert):
+        with open(path, "rb"):       # unreadable: say so now, not at the first connection
+            pass
+    ovs.stream.Stream.ssl_set_private_key_file(private_key)
+    ovs.stream.Stream.ssl_set_certificate_file(certificate)
+    ovs.stream.Stream.ssl_set_ca_cert_file(ca_cert)
+
+
 class HypervisorDB:
-    def __init__(self, address: str, on_change, timeout: float = 10.0):
+    def __init__(self, address: str, on_change, timeout: float = 10.0, scheme: str = "tcp"):
         self.address = address
-        self.target = f"tcp:{address}:{OVSDB_PORT}"
+        self.target = f"{scheme}:{address}:{OVSDB_PORT}"
         self._on_change = on_change
         self._timeout = timeout
         self.api = None

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from dataplane.pki import Credentials
+
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 UPLINK = "vmnic0"      # ESXi's names: the physical uplink ...
 MGMT = "vmk0"          # ... and the management vmkernel port
@@ -47,7 +49,8 @@ class HypervisorOVS:
     dpid: int
     vtep_cidr: str          # "192.168.50.1/24"
     mgmt_ip: str
-    controller: str         # "tcp:169.254.77.1:6653"
+    controller: str         # "tcp:169.254.77.1:6653" (or "ssl:...", then with `ssl` set)
+    ssl: Credentials | None = None    # key, certificate, and the CA it trusts (the controller's)
 
     def sh(self, command: str) -> str:
         """Run `command` in the namespace with this hypervisor's OVS environment; raise on failure."""
@@ -63,16 +66,25 @@ class HypervisorOVS:
 
     # --- life cycle -------------------------------------------------------------------
     def start_daemons(self, *external_ids: str) -> None:
-        """ovsdb-server (listening on the management IP too, if there is one) and ovs-vswitchd."""
+        """ovsdb-server (listening on the management IP too, if there is one: over SSL,
+        accepting only clients with a certificate from the CA in `ssl`, when it is set)
+        and ovs-vswitchd."""
         self.rundir.mkdir(parents=True, exist_ok=True)
         d = self.rundir
         self.sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.all.disable_ipv6=1")
         self.sh(f"ovsdb-tool create {d}/conf.db {SCHEMA}")
-        remote = f" --remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip}" if self.mgmt_ip else ""
+        remote = ""
+        if self.mgmt_ip and self.ssl:
+            remote = (f" --remote=pssl:{OVSDB_PORT}:{self.mgmt_ip} --private-key={self.ssl.key}"
+                      f" --certificate={self.ssl.cert} --ca-cert={self.ssl.ca}")
+        elif self.mgmt_ip:
+            remote = f" --remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip}"
         self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock{remote} "
                 f"--pidfile --log-file --detach --no-chdir")
         self.vsctl("--no-wait init", "--", "set Open_vSwitch .", f"external_ids:system-id={self.name}",
                    f"external_ids:hostname={self.name}", *external_ids)
+        if self.ssl:     # ovs-vswitchd's own SSL settings: for its OpenFlow connection
+            self.vsctl("--no-wait set-ssl", str(self.ssl.key), str(self.ssl.cert), str(self.ssl.ca))
         self.sh("ovs-vswitchd --pidfile --log-file --detach --no-chdir")
 
     def start(self) -> None:

@@ -23,6 +23,7 @@ from mininet.net import Mininet
 from mininet.nodelib import LinuxBridge
 
 from dataplane import physical
+from dataplane.pki import LabPKI
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
 from mininet_topos import capacity, cleanup, interrupts
 from mininet_topos.nodes import VM, HypervisorNode
@@ -67,9 +68,12 @@ def _settle(node, timeout: float = 2.0) -> None:
 
 
 class Lab:
-    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0):
+    def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0,
+                 ssl=False):
         self.topo = topology
         self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
+        self.ssl = ssl           # OpenFlow and the hypervisors' OVSDB over SSL, with the lab's own PKI
+        self.pki: LabPKI | None = None
         self.rundir = Path(rundir)
         self._progress = progress or (lambda msg: None)
         self.verbose = verbose
@@ -132,6 +136,9 @@ class Lab:
                 shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
                 self.rundir.mkdir(parents=True)
                 self.manifest = cleanup.Manifest(self.rundir)
+                if self.ssl and self.topo.kind != "physical":
+                    self.progress("making the lab's CAs and certificates")
+                    self.pki = LabPKI(self.rundir / "pki", [hv.name for hv in self.topo.hypervisors])
                 if self.topo.kind == "physical":
                     self._build_physical()
                 else:
@@ -152,12 +159,13 @@ class Lab:
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         underlay = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
         mgmt = net.addSwitch(MGMT_BRIDGE, cls=LinuxBridge, dpid="2")
-        ctl = f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
+        ctl = f"{'ssl' if self.pki else 'tcp'}:{t.controller_ip}:{OPENFLOW_PORT}"
         for i, hv in enumerate(t.hypervisors, start=1):
             interrupts.checkpoint()
             node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
                                dpid=i, vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}",
-                               mgmt_ip=str(hv.mgmt_ip), controller=ctl)
+                               mgmt_ip=str(hv.mgmt_ip), controller=ctl,
+                               ssl=self.pki.hypervisors[hv.name] if self.pki else None)
             net.addLink(node, underlay, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{hv.name}")
             net.addLink(node, mgmt, intfName1=MGMT, intfName2=f"{MGMT_BRIDGE}-{hv.name}",
                         params1={"ip": f"{hv.mgmt_ip}/{t.management.prefixlen}"})
@@ -297,6 +305,10 @@ class Lab:
         cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db,
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
+        if self.pki:        # os-ken then serves OpenFlow over SSL only; the same files open OVSDB
+            own = self.pki.controller
+            cmd += ["--ofp-ssl-listen-port", str(OPENFLOW_PORT), "--ctl-privkey", str(own.key),
+                    "--ctl-cert", str(own.cert), "--ca-certs", str(own.ca)]
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
 
@@ -457,7 +469,7 @@ class Lab:
 
     def write_lab_file(self) -> None:
         """Record what is running, for commands run from another shell."""
-        info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind,
+        info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind, "ssl": bool(self.pki),
                 "rundir": str(self.rundir), "placement": self.placement,
                 "api": None if self.topo.kind == "physical" else f"http://127.0.0.1:{API_PORT}"}
         (self.rundir / LAB_FILE).write_text(json.dumps(info, indent=1))

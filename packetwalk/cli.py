@@ -127,8 +127,10 @@ def show_tunnels(hv, as_json, api):
 @click.option("--nb-cluster", type=click.IntRange(0, 7), default=None, metavar="N",
               help="the controller's database as an N-member Raft cluster, each member in its own "
                    "namespace (default: the controller's embedded database; 3 when --test has nb-cluster)")
+@click.option("--ssl", "use_ssl", is_flag=True,
+              help="OpenFlow and every hypervisor's OVSDB over SSL, with the lab's own CAs and certificates")
 @click.pass_context
-def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
+def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, use_ssl):
     """Start the controller and the emulated network, and give the Mininet CLI."""
     if ctx.invoked_subcommand:
         return
@@ -153,7 +155,7 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster):
         nb_cluster = 3 if "nb-cluster" in names else 0
     interrupts.install()
     try:
-        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster) as running:
+        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, ssl=use_ssl) as running:
             if not names:
                 from mininet.cli import CLI
                 from mininet.log import setLogLevel
