@@ -53,6 +53,8 @@ CONF.register_cli_opts([
     cfg.StrOpt("state-file", default=None, help="write the controller's tables here as JSON on every change"),
     cfg.StrOpt("api-listen-host", default="127.0.0.1", help="northbound REST API address (loopback by default)"),
     cfg.IntOpt("api-port", default=8181, help="northbound REST API port (0: no API)"),
+    cfg.StrOpt("api-token-file", default=None,
+               help="a file holding the API's bearer token; required to listen anywhere but loopback"),
 ])
 
 
@@ -115,7 +117,9 @@ class PacketwalkController(app_manager.OSKenApp):
         if CONF.ctl_privkey and CONF.ctl_cert and CONF.ca_certs:     # OpenFlow over SSL: OVSDB too
             use_ssl(CONF.ctl_privkey, CONF.ctl_cert, CONF.ca_certs)
             self.ovsdb_scheme = "ssl"
-        self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
+        self._api_token = api.read_token(CONF.api_token_file) if CONF.api_token_file else None
+        self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port, self._api_token) \
+            if CONF.api_port else None
         self.datapaths = {}          # management address -> datapath
         self.dbs = {}                # management address -> HypervisorDB
         self.installed = {}          # management address -> set of our cookies on br-int
@@ -133,7 +137,7 @@ class PacketwalkController(app_manager.OSKenApp):
         hub.spawn(self._connect_nb)
         hub.spawn(self._ticker)
         if self._api_socket:
-            api.serve(api.create_api(self), self._api_socket)
+            api.serve(api.create_api(self, self._api_token), self._api_socket)
             LOG.info("northbound API on http://%s:%d/v1 (OpenAPI: /openapi.json)", CONF.api_listen_host, CONF.api_port)
         return thread
 
