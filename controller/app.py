@@ -36,6 +36,7 @@ from controller import nbdb
 from controller import icmp
 from controller import openflow
 from controller.flows import Flow, diff
+from controller.l3 import LOGICAL_MTU
 from controller.northbound import Conflict, NoAnswer
 from controller.pipeline import hypervisor_flows
 from controller.model import IFACE_ID, Hypervisor, Network
@@ -337,6 +338,8 @@ class PacketwalkController(app_manager.OSKenApp):
                 self._icmp_error(dp, port, msg.data, icmp.TIME_EXCEEDED)
             elif msg.table_id == Table.L3_ROUTING:
                 self._icmp_error(dp, port, msg.data, icmp.NET_UNREACHABLE)
+            elif msg.table_id == Table.L3_MTU:
+                self._too_big(dp, port, msg)
             elif msg.table_id == Table.L3_ARP_RESOLVE:
                 self._resolve(dp, port, msg)
             else:
@@ -357,11 +360,23 @@ class PacketwalkController(app_manager.OSKenApp):
         if decision.learned:
             self._converge()
 
-    def _icmp_error(self, dp, port, data, kind):
+    def _too_big(self, dp, port, msg):
+        """A routed packet larger than the logical MTU: ICMP fragmentation needed if it says
+        don't fragment; else its fragments go on where it was going (ARP resolve)."""
+        if icmp.dont_fragment(msg.data):
+            self._icmp_error(dp, port, msg.data, icmp.FRAG_NEEDED, mtu=LOGICAL_MTU)
+            return
+        vni, hop = msg.match.get("tunnel_id"), msg.match.get(REG_NEXT_HOP)
+        for frame in icmp.fragment(msg.data, LOGICAL_MTU):
+            dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [
+                openflow.SetField("tunnel_id", vni), openflow.SetField(REG_NEXT_HOP, hop),
+                openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
+
+    def _icmp_error(self, dp, port, data, kind, mtu=0):
         gateway = self.net.lif_ip(port.vni)
         if gateway is None:
             return
-        frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac)
+        frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac, mtu)
         LOG.info("%s: ICMP %d/%d to %s from router %s", port.lport, kind[0], kind[1], port.lport, gateway)
         dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
 

@@ -85,6 +85,16 @@ class DecTtl:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckPktLarger:
+    """OVS's check_pkt_larger: bit 0 of register `dst` := (frame length > `length`)."""
+    length: int
+    dst: str
+
+    def ofctl(self) -> str:
+        return f"check_pkt_larger({self.length})->{self.dst}[0]"
+
+
+@dataclasses.dataclass(frozen=True)
 class Goto:
     """goto_table: an instruction, always last."""
     table: Table
@@ -93,7 +103,7 @@ class Goto:
         return f"goto_table:{int(self.table)}"
 
 
-Action = Output | SetField | Move | DecTtl | Goto
+Action = Output | SetField | Move | DecTtl | CheckPktLarger | Goto
 
 
 # --- the flow ------------------------------------------------------------------------------

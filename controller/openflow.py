@@ -6,8 +6,9 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.l2 import ARP_RESPONDER_PRIORITY
 from controller.tables import Table
-from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, DecTtl, Flow, Goto, Move, Output,
-                              SetField)
+from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, CheckPktLarger, DecTtl, Flow, Goto, Move,
+                              Output, SetField)
+from controller.nx_actions import NXActionCheckPktLarger
 
 _PORTS = {"in_port": ofp.OFPP_IN_PORT, "controller": ofp.OFPP_CONTROLLER}
 ALL_COOKIE_BITS = 0xFFFFFFFFFFFFFFFF
@@ -25,6 +26,8 @@ def _action(a):
         return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=width)
     if isinstance(a, DecTtl):
         return parser.OFPActionDecNwTtl()
+    if isinstance(a, CheckPktLarger):
+        return NXActionCheckPktLarger(a.length, a.dst)
     raise TypeError(f"no OpenFlow rendering for {a!r}")
 
 

@@ -13,6 +13,7 @@ class Table(enum.IntEnum):
     ARP_RESPONDER = 20  # broadcast ARP request for a known IP is answered here, at the hypervisor
     L3_INPUT = 30       # distributed router: packets for the router's own IPs, TTL checks
     L3_ROUTING = 40     # distributed router: to the vMAC -> routed onto the destination switch
+    L3_MTU = 45         # distributed router: a routed packet larger than the logical MTU goes to the controller
     L3_ARP_RESOLVE = 50  # distributed router: next-hop IP -> destination MAC
     L2_LOOKUP = 60      # known unicast: local port or the tunnel to the VTEP that hosts the MAC
     FLOOD = 70          # broadcast / unknown unicast / multicast: local ports + head-end replication
@@ -28,6 +29,7 @@ PURPOSE = {
     Table.ARP_RESPONDER: "ARP suppression",
     Table.L3_INPUT: "router's own IPs, TTL",
     Table.L3_ROUTING: "distributed routing",
+    Table.L3_MTU: "oversize routed packets (ICMP fragmentation needed)",
     Table.L3_ARP_RESOLVE: "next hop to MAC",
     Table.L2_LOOKUP: "known unicast",
     Table.FLOOD: "BUM: local ports + head-end replication",
@@ -36,3 +38,4 @@ PURPOSE = {
 # Registers carried through the pipeline (NXM regs, visible in ovs-ofctl as reg0...).
 REG_FROM_TUNNEL = "reg0"   # 1: the packet came in on a tunnel port; never replicate it to tunnels again
 REG_NEXT_HOP = "reg1"      # distributed router: the IPv4 next hop L3_ARP_RESOLVE looks up
+REG_TOO_BIG = "reg2"       # bit 0: the routed frame is longer than the logical MTU allows (check_pkt_larger)
