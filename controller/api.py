@@ -195,6 +195,12 @@ def create_api(ctl: nb.Controller, token: str | None = None) -> FastAPI:
         return nb.update_settings(ctl, body.model_dump(exclude_unset=True))
 
     # --- the controller's own view ------------------------------------------------------------
+    @v1.get("/port-security", tags=["controller"], response_model=list[s.PortSecurityOut])
+    def port_security():
+        """Per VM port: frames dropped at its hypervisor by port security, per cause (spoofed MAC,
+        spoofed IPv4/IPv6 source, lying ARP, VLAN-tagged, other ethertypes)."""
+        return call(lambda c: c.guard.counters())
+
     @v1.get("/conflicts", tags=["controller"], response_model=list[s.ConflictOut])
     def conflicts():
         """Binding claims the controller refused: a VM claimed an IP another VM (or a LIF) holds."""

@@ -36,6 +36,7 @@ from controller import nbdb
 from controller import icmp
 from controller import openflow
 from controller.flows import Flow, diff
+from controller.guard import Guard
 from controller.l3 import LOGICAL_MTU
 from controller.northbound import Conflict, NoAnswer
 from controller.pipeline import hypervisor_flows
@@ -129,6 +130,9 @@ class PacketwalkController(app_manager.OSKenApp):
         self._dirty = set()
         self._flow_stats_buf = {}
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
+        self.guard = Guard()         # packet-in limits, rate-limited logging, port-security counters, meters
+        self._counter_xids = set()   # flow-stats requests that read PORT_SECURITY's drop counters
+        self._ticks = 0
         self.synced = False          # until every hypervisor the data plane names has been read
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
@@ -246,6 +250,17 @@ class PacketwalkController(app_manager.OSKenApp):
         self._watch_nb()
         if self.net.expire_learned(time.time()):
             self._converge()
+        self._ticks += 1
+        if self._ticks % 2 == 0:
+            self._read_drop_counters()
+
+    def _read_drop_counters(self):
+        """Ask every hypervisor for PORT_SECURITY's flow stats: the drop flows' packet counts."""
+        for dp in self.datapaths.values():
+            req = openflow.table_stats_request(dp, Table.PORT_SECURITY)
+            dp.set_xid(req)
+            self._counter_xids.add(req.xid)
+            dp.send_msg(req)
 
     def _watch_nb(self):
         """Say once that the database went away (the data plane keeps what it has, writes
@@ -287,6 +302,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self.datapaths[address] = dp
         self.installed.pop(address, None)
         self.flows.pop(address, None)
+        self.guard.forget(address)
         self._flow_stats_buf.pop(address, None)       # a half-read reply of a dropped connection
         hv = self._hv_at(address)
         if hv:
@@ -301,12 +317,34 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
         address = ev.msg.datapath.address[0]
+        if ev.msg.xid in self._counter_xids:
+            self._drop_counters(address, ev.msg)
+            return
         buf = self._flow_stats_buf.setdefault(address, set())
         buf.update(s.cookie for s in ev.msg.body)
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
             self.installed[address] = self._flow_stats_buf.pop(address)
             LOG.info("OpenFlow: %s holds %d of our flows", address, len(self.installed[address]))
             self._converge()
+
+    def _drop_counters(self, address, msg):
+        if not msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
+            self._counter_xids.discard(msg.xid)
+        hv, flows = self._hv_at(address), self.flows.get(address, {})
+        if hv:
+            self.guard.record_drops(hv.name, [(flows[s.cookie].owner, s.priority, s.packet_count)
+                                              for s in msg.body if s.cookie in flows], time.time())
+            self._write_state()
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def _error(self, ev):
+        """A meter sent again to a switch that has it answers METER_EXISTS: expected. Others
+        are logged, one line per kind per interval."""
+        msg = ev.msg
+        if msg.type == ofproto_v1_3.OFPET_METER_MOD_FAILED and msg.code == ofproto_v1_3.OFPMMFC_METER_EXISTS:
+            return
+        self.guard.warn(f"error:{msg.type}:{msg.code}", f"OpenFlow error from {msg.datapath.address[0]}: "
+                                                        f"type {msg.type} code {msg.code}", time.time())
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _disconnected(self, ev):
@@ -331,7 +369,10 @@ class PacketwalkController(app_manager.OSKenApp):
         in_port = msg.match.get("in_port")
         port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
         if port is None:
-            LOG.info("packet-in from %s port %s: not a known VM port, ignored", dp.address[0], in_port)
+            self.guard.warn("packet-in-unknown-port", f"packet-in from {dp.address[0]} port {in_port}: "
+                                                      "not a known VM port, ignored", time.time(), logging.INFO)
+            return
+        if not self.guard.admit(hv.name, in_port, time.time()):
             return
         try:
             if msg.reason == ofproto_v1_3.OFPR_INVALID_TTL:
@@ -351,6 +392,8 @@ class PacketwalkController(app_manager.OSKenApp):
         eth, req = arp_logic.parse_arp(msg.data)
         decision = arp_logic.decide(self.net, port, eth, req, time.time())
         LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
+        if decision.refused:
+            self.guard.warn(f"arp-refused:{port.lport}", decision.why, time.time())
         if decision.reply:
             dp.send_msg(openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
         elif decision.forward:
@@ -520,6 +563,10 @@ class PacketwalkController(app_manager.OSKenApp):
             dp = self.datapaths.get(hv.address)
             if dp is None or hv.address not in self.installed:
                 continue
+            meters_add, meters_delete = self.guard.meter_changes(hv.address, hv)
+            for meter_id, (rate, burst) in sorted(meters_add.items()):      # before the flows that use them
+                dp.send_msg(openflow.meter_add(dp, meter_id, rate, burst))
+            self.guard.meters_sent(hv.address, meters_add, ())
             wanted = {f.cookie: f for f in hypervisor_flows(self.net, hv)}
             d = diff(list(wanted.values()), self.installed[hv.address])
             self.flows[hv.address] = wanted
@@ -529,6 +576,9 @@ class PacketwalkController(app_manager.OSKenApp):
                 dp.send_msg(openflow.flow_add(dp, flow))
             for cookie in d.delete:
                 dp.send_msg(openflow.flow_delete(dp, cookie))
+            for meter_id in sorted(meters_delete):                              # after the flows that used them
+                dp.send_msg(openflow.meter_delete(dp, meter_id))
+            self.guard.meters_sent(hv.address, (), meters_delete)
             dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
             self.installed[hv.address] = (self.installed[hv.address] - set(d.delete)) | {f.cookie for f in d.add}
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
@@ -555,7 +605,9 @@ class PacketwalkController(app_manager.OSKenApp):
             return
         tmp = CONF.state_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(state_dict(self.net, self.flow_mods, self.installed), f, indent=1, sort_keys=True)
+            json.dump({**state_dict(self.net, self.flow_mods, self.installed),
+                       "port_security": self.guard.counters(),
+                       "packet_ins_refused": self.guard.refused_packet_ins()}, f, indent=1, sort_keys=True)
         os.replace(tmp, CONF.state_file)
 
 

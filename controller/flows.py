@@ -95,6 +95,16 @@ class CheckPktLarger:
 
 
 @dataclasses.dataclass(frozen=True)
+class Meter:
+    """The meter instruction: the packet passes meter `id` first (a band drops over its rate).
+    Always the first action; rendered as OpenFlow 1.3's meter instruction."""
+    id: int
+
+    def ofctl(self) -> str:
+        return f"meter:{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Goto:
     """goto_table: an instruction, always last."""
     table: Table
@@ -103,7 +113,7 @@ class Goto:
         return f"goto_table:{int(self.table)}"
 
 
-Action = Output | SetField | Move | DecTtl | CheckPktLarger | Goto
+Action = Meter | Output | SetField | Move | DecTtl | CheckPktLarger | Goto
 
 
 # --- the flow ------------------------------------------------------------------------------
@@ -121,6 +131,8 @@ class Flow:
         acts = tuple(actions)
         if any(isinstance(a, Goto) for a in acts[:-1]):
             raise ValueError(f"{owner}: goto_table must be the last action")
+        if any(isinstance(a, Meter) for a in acts[1:]):
+            raise ValueError(f"{owner}: a meter must be the first action")
         return cls(table, priority, tuple(match.items()), acts, owner)
 
     @property

@@ -1,11 +1,13 @@
-"""Everything one hypervisor's br-int should hold: logical switching plus distributed routing."""
+"""Everything one hypervisor's br-int should hold: logical switching, distributed routing and
+port security, every punt to the controller behind a meter."""
 from __future__ import annotations
 
 from controller.flows import Flow
 from controller.l2 import l2_flows
 from controller.l3 import l3_flows
 from controller.model import Hypervisor, Network
+from controller.security import meter_punts, security_flows
 
 
 def hypervisor_flows(net: Network, hv: Hypervisor) -> list[Flow]:
-    return l2_flows(net, hv) + l3_flows(net, hv)
+    return meter_punts(l2_flows(net, hv) + l3_flows(net, hv) + security_flows(net, hv), hv)

@@ -9,6 +9,7 @@ import enum
 
 class Table(enum.IntEnum):
     CLASSIFY = 0        # in_port -> logical switch: VM port sets the VNI, tunnel port marks "from tunnel"
+    PORT_SECURITY = 5   # a VM port sends only from its MAC and its addresses; the rest is dropped, per cause
     ARP_SNOOP = 10      # ARP from a VM whose binding is not known yet goes to the controller
     ARP_RESPONDER = 20  # broadcast ARP request for a known IP is answered here, at the hypervisor
     L3_INPUT = 30       # distributed router: packets for the router's own IPs, TTL checks
@@ -25,6 +26,7 @@ class Table(enum.IntEnum):
 
 PURPOSE = {
     Table.CLASSIFY: "port to logical switch",
+    Table.PORT_SECURITY: "first hop: only the port's MAC and addresses",
     Table.ARP_SNOOP: "learn VM IP bindings (to controller)",
     Table.ARP_RESPONDER: "ARP suppression",
     Table.L3_INPUT: "router's own IPs, TTL",

@@ -74,6 +74,7 @@ class VM:
     switch: str
     ip: IPv4Address
     mac: str
+    trusted: bool = False    # forwards for others (an edge or router VM): no port security beyond tagging
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class StaticBinding:
     switch: str
     ip: IPv4Address
     mac: str
+    trusted: bool = False    # forwards for others (an edge or router VM): no port security beyond tagging
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class Topology:
                            for s in r.routes],
             } for r in self.routers],
             "vms": [{"name": vm.name, "hypervisor": vm.hypervisor, "switch": vm.switch,
-                     "ip": str(vm.ip), "mac": vm.mac} for vm in self.vms],
+                     "ip": str(vm.ip), "mac": vm.mac, **({"trusted": True} if vm.trusted else {})}
+                    for vm in self.vms],
             "static_bindings": [{"switch": b.switch, "ip": str(b.ip), "mac": b.mac}
                                 for b in self.static_bindings],
         }
@@ -148,7 +151,8 @@ def intent_dict(topo: Topology) -> dict:
     d = topo.to_dict()
     return {"vmac": d["vmac"], "logical_switches": d["logical_switches"],
             "logical_routers": d["logical_routers"], "static_bindings": d["static_bindings"],
-            "logical_ports": [{"name": vm["name"], "switch": vm["switch"], "mac": vm["mac"], "ips": [vm["ip"]]}
+            "logical_ports": [{"name": vm["name"], "switch": vm["switch"], "mac": vm["mac"], "ips": [vm["ip"]],
+                               "trusted": vm.get("trusted", False)}
                               for vm in d["vms"]]}
 
 
@@ -310,14 +314,17 @@ class _Network:
         placed = []
         for i, raw in enumerate(vm_entries):
             item, name = self._named("vms", i, raw, ["name", "hypervisor", "switch", "ip"],
-                                     ["mac"], self.nodes)
+                                     ["mac", "trusted"], self.nodes)
             hypervisor = _ref(raw["hypervisor"], self.hv_names, item, "hypervisor")
             switch, ip = self._place(raw, item)
             _unique((switch.name, ip), self.ips, item, f"ip {ip} on switch {switch.name!r}")
             mac = None if raw.get("mac") is None else _mac(raw["mac"], item)
             if mac:
                 _unique(mac, self.macs, item, f"mac {mac}")
-            placed.append((item, VM(name, hypervisor, switch.name, ip, mac)))
+            trusted = _get(raw, "trusted", False)
+            if not isinstance(trusted, bool):
+                raise _Problem(item, f"trusted must be true or false, got {_describe(trusted)}")
+            placed.append((item, VM(name, hypervisor, switch.name, ip, mac, trusted)))
         bindings = []
         for i, raw in enumerate(binding_entries):
             item = f"static_bindings[{i}]"

@@ -109,6 +109,13 @@ def show_routers(as_json, api):
     _print_view("routers", None, as_json, api)
 
 
+@show.command("port-security")
+@_show_options
+def show_port_security(as_json, api):
+    """Frames each VM port sent that port security dropped at its hypervisor, per cause."""
+    _print_view("port-security", None, as_json, api)
+
+
 @show.command("tunnels")
 @click.argument("hv")
 @_show_options
