@@ -420,7 +420,8 @@ class PacketwalkController(app_manager.OSKenApp):
         if gateway is None:
             return
         frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac, mtu)
-        LOG.info("%s: ICMP %d/%d to %s from router %s", port.lport, kind[0], kind[1], port.lport, gateway)
+        self.guard.warn(f"icmp:{kind}", f"{port.lport}: ICMP {kind[0]}/{kind[1]} to {port.lport} from router "
+                                        f"{gateway}", time.time(), logging.INFO)
         dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
 
     def _resolve(self, dp, port, msg):
@@ -439,7 +440,8 @@ class PacketwalkController(app_manager.OSKenApp):
         sender = self.datapaths.get(host.address) if host else None
         lif = self.net.lif_ip(vni)
         if sender and lif:
-            LOG.info("router: who has %s on VNI %d? (asked from %s)", key[1], vni, host.name)
+            self.guard.warn("router-who-has", f"router: who has {key[1]} on VNI {vni}? (asked from {host.name})",
+                            time.time(), logging.INFO)
             request = arp_logic.arp_request(self.net.intent.vmac, lif, key[1])
             sender.send_msg(openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
                 openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
@@ -448,8 +450,11 @@ class PacketwalkController(app_manager.OSKenApp):
 
     @set_ev_cls(EventResolveTimeout)
     def _resolve_timeout(self, ev):
-        for dp, port, data in self.pending.pop(ev.key, []):
-            LOG.info("router: %s on VNI %d did not answer", ev.key[1], ev.key[0])
+        held = self.pending.pop(ev.key, [])
+        if held:
+            self.guard.warn("router-no-answer", f"router: {ev.key[1]} on VNI {ev.key[0]} did not answer",
+                            time.time(), logging.INFO)
+        for dp, port, data in held:
             self._icmp_error(dp, port, data, icmp.HOST_UNREACHABLE)
 
     def _release_resolved(self):

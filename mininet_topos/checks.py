@@ -329,4 +329,4 @@ def run_checks(lab, names: list[str]) -> dict:
 
 
 from mininet_topos import checks_intent  # noqa: E402,F401  registers persistence, nb-cluster, squatting
-from mininet_topos import tls_check, trust_checks  # noqa: E402,F401  registers tls, spoofing, arp-poisoning
+from mininet_topos import storm_checks, tls_check, trust_checks  # noqa: E402,F401  registers tls, spoofing, arp-poisoning, packet-in-storm, vm-move
