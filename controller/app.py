@@ -37,6 +37,8 @@ from controller import icmp
 from controller import openflow
 from controller.flows import Flow, diff
 from controller.guard import Guard
+from controller import mobility, security
+from controller.mobility import HELD_PER_PORT, HOLD, locations
 from controller.l3 import LOGICAL_MTU
 from controller.northbound import Conflict, NoAnswer
 from controller.pipeline import hypervisor_flows
@@ -130,6 +132,8 @@ class PacketwalkController(app_manager.OSKenApp):
         self._dirty = set()
         self._flow_stats_buf = {}
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
+        self.held = {}               # MAC of a port in transit -> [(since, datapath, frame)] until it lands
+        self.landing = {}            # barrier xid -> when sent: a moved port's new place, not yet confirmed
         self.guard = Guard()         # packet-in limits, rate-limited logging, port-security counters, meters
         self._counter_xids = set()   # flow-stats requests that read PORT_SECURITY's drop counters
         self._ticks = 0
@@ -248,7 +252,16 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(EventTick)
     def _tick(self, ev):
         self._watch_nb()
-        if self.net.expire_learned(time.time()):
+        if self.landing and time.time() - min(self.landing.values()) > 1.0:
+            LOG.warning("a moved port's new place did not confirm its flows within 1 s: converging the rest")
+            self.landing.clear()
+            self._converge()
+        expired = self.net.moves.expire(time.time())
+        for mac, held in list(self.held.items()):     # never landed within the hold: dropped
+            self.held[mac] = [h for h in held if time.time() - h[0] <= HOLD]
+            if not self.held[mac]:
+                del self.held[mac]
+        if self.net.expire_learned(time.time()) or expired:
             self._converge()
         self._ticks += 1
         if self._ticks % 2 == 0:
@@ -336,12 +349,19 @@ class PacketwalkController(app_manager.OSKenApp):
                                               for s in msg.body if s.cookie in flows], time.time())
             self._write_state()
 
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier(self, ev):
+        """A moved port's new place confirmed its flows: now the rest of the network."""
+        if self.landing.pop(ev.msg.xid, None) is not None and not self.landing:
+            self._converge()
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev):
         """A meter sent again to a switch that has it answers METER_EXISTS: expected. Others
         are logged, one line per kind per interval."""
         msg = ev.msg
-        if msg.type == ofproto_v1_3.OFPET_METER_MOD_FAILED and msg.code == ofproto_v1_3.OFPMMFC_METER_EXISTS:
+        if (msg.type, msg.code) in ((ofproto_v1_3.OFPET_METER_MOD_FAILED, ofproto_v1_3.OFPMMFC_METER_EXISTS),
+                                    (ofproto_v1_3.OFPET_GROUP_MOD_FAILED, ofproto_v1_3.OFPGMFC_GROUP_EXISTS)):
             return
         self.guard.warn(f"error:{msg.type}:{msg.code}", f"OpenFlow error from {msg.datapath.address[0]}: "
                                                         f"type {msg.type} code {msg.code}", time.time())
@@ -367,6 +387,9 @@ class PacketwalkController(app_manager.OSKenApp):
         dp = msg.datapath
         hv = self._hv_at(dp.address[0])
         in_port = msg.match.get("in_port")
+        if msg.table_id in (Table.L2_LOOKUP, Table.IN_TRANSIT):
+            self._hold(dp, msg)
+            return
         port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
         if port is None:
             self.guard.warn("packet-in-unknown-port", f"packet-in from {dp.address[0]} port {in_port}: "
@@ -402,6 +425,25 @@ class PacketwalkController(app_manager.OSKenApp):
                 openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
         if decision.learned:
             self._converge()
+
+    def _hold(self, dp, msg):
+        """A frame for a port in transit, at its old hypervisor: held until the port lands."""
+        mac = ":".join(f"{b:02x}" for b in msg.data[:6])
+        held = self.held.setdefault(mac, [])
+        if len(held) < HELD_PER_PORT:      # (its port may have gone a moment before the controller heard)
+            held.append((time.time(), dp, msg.data))
+        if any(m.mac == mac and m.new for m in self.net.moves) and not self.landing:
+            self._release_moved()          # it has landed already: on at once
+
+    def _release_moved(self):
+        """Frames held for ports that have landed: on from their old hypervisor, whose flows
+        now forward to the new place (sent after those flows, on the same connection)."""
+        for m in self.net.moves:
+            if m.new and m.mac in self.held:
+                for _, dp, data in self.held.pop(m.mac):
+                    dp.send_msg(openflow.packet_out(dp, dp.ofproto.OFPP_CONTROLLER, data, [
+                        openflow.SetField("tunnel_id", m.vni), openflow.SetField(REG_FROM_TUNNEL, 0),
+                        openflow.Resubmit(Table.L2_LOOKUP)]))
 
     def _too_big(self, dp, port, msg):
         """A routed packet larger than the logical MTU: ICMP fragmentation needed if it says
@@ -511,7 +553,10 @@ class PacketwalkController(app_manager.OSKenApp):
                     tunnels[remote] = iface.ofport
             elif iface.external_ids.get(IFACE_ID):
                 interfaces[iface.name] = (iface.ofport, iface.external_ids[IFACE_ID])
+        before = locations(self.net)
         self.net.set_interfaces(hv, interfaces, time.time())
+        if self.net.moves.observe(before, locations(self.net), time.time()):
+            LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
         hv.tunnels, hv.tunnel_state = tunnels, state
         self._log_unbound(hv)
         self._converge()
@@ -560,7 +605,10 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
             self._learned_ports_not_back()
-        for hv in self.net.hypervisors.values():
+        first = self.net.moves.arrived_at()       # a moved port's new place before everyone else
+        for hv in sorted(self.net.hypervisors.values(), key=lambda h: h.name not in first):
+            if self.landing and hv.name not in first:
+                continue          # make before break: the others once the new place has confirmed
             try:
                 self._converge_tunnels(hv)
             except Exception as e:     # one hypervisor's OVSDB trouble must not stop the others
@@ -568,10 +616,14 @@ class PacketwalkController(app_manager.OSKenApp):
             dp = self.datapaths.get(hv.address)
             if dp is None or hv.address not in self.installed:
                 continue
-            meters_add, meters_delete = self.guard.meter_changes(hv.address, hv)
+            meters_add, meters_delete = self.guard.changes("meter", hv.address, security.meters(hv))
+            groups_add, groups_delete = self.guard.changes("group", hv.address, mobility.groups(hv))
             for meter_id, (rate, burst) in sorted(meters_add.items()):      # before the flows that use them
                 dp.send_msg(openflow.meter_add(dp, meter_id, rate, burst))
-            self.guard.meters_sent(hv.address, meters_add, ())
+            for group_id, ofport in sorted(groups_add.items()):
+                dp.send_msg(openflow.failover_group_add(dp, group_id, ofport, Table.IN_TRANSIT))
+            self.guard.mark_sent("meter", hv.address, meters_add, ())
+            self.guard.mark_sent("group", hv.address, groups_add, ())
             wanted = {f.cookie: f for f in hypervisor_flows(self.net, hv)}
             d = diff(list(wanted.values()), self.installed[hv.address])
             self.flows[hv.address] = wanted
@@ -581,14 +633,23 @@ class PacketwalkController(app_manager.OSKenApp):
                 dp.send_msg(openflow.flow_add(dp, flow))
             for cookie in d.delete:
                 dp.send_msg(openflow.flow_delete(dp, cookie))
-            for meter_id in sorted(meters_delete):                              # after the flows that used them
+            for group_id in sorted(groups_delete):                              # after the flows that used them
+                dp.send_msg(openflow.group_delete(dp, group_id))
+            for meter_id in sorted(meters_delete):
                 dp.send_msg(openflow.meter_delete(dp, meter_id))
-            self.guard.meters_sent(hv.address, (), meters_delete)
-            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+            self.guard.mark_sent("group", hv.address, (), groups_delete)
+            self.guard.mark_sent("meter", hv.address, (), meters_delete)
+            barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+            dp.set_xid(barrier)
+            dp.send_msg(barrier)
+            if hv.name in first:
+                self.landing[barrier.xid] = time.time()
             self.installed[hv.address] = (self.installed[hv.address] - set(d.delete)) | {f.cookie for f in d.add}
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
             LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
         self._release_resolved()
+        if not self.landing:
+            self._release_moved()
         self._report()
         self._write_state()
 

@@ -95,6 +95,15 @@ class CheckPktLarger:
 
 
 @dataclasses.dataclass(frozen=True)
+class Group:
+    """Hand the packet to group `id` (a fast-failover group: see controller/mobility.py)."""
+    id: int
+
+    def ofctl(self) -> str:
+        return f"group:{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Meter:
     """The meter instruction: the packet passes meter `id` first (a band drops over its rate).
     Always the first action; rendered as OpenFlow 1.3's meter instruction."""
@@ -113,7 +122,7 @@ class Goto:
         return f"goto_table:{int(self.table)}"
 
 
-Action = Meter | Output | SetField | Move | DecTtl | CheckPktLarger | Goto
+Action = Meter | Output | Group | SetField | Move | DecTtl | CheckPktLarger | Goto
 
 
 # --- the flow ------------------------------------------------------------------------------

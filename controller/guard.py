@@ -21,7 +21,7 @@ class Guard:
         self.total = TokenBucket(ALL_PACKET_INS_PER_S, ALL_PACKET_INS_PER_S)
         self.limiter = LogLimiter(LOG_INTERVAL)
         self.drops: dict[tuple[str, str], dict[str, int]] = {}     # (hypervisor, lport) -> cause -> packets
-        self.meters: dict[str, set[int]] = {}                       # hypervisor address -> meters sent
+        self.sent: dict[tuple[str, str], set[int]] = {}            # (kind, hypervisor address) -> ids sent
 
     # --- packet-ins ---------------------------------------------------------------------
     def admit(self, hv: str, in_port, now: float) -> bool:
@@ -60,18 +60,18 @@ class Guard:
         return [{"port": lport, "hypervisor": hv, "dropped": dict(sorted(c.items())), "total": sum(c.values())}
                 for (hv, lport), c in sorted(self.drops.items())]
 
-    # --- meters ---------------------------------------------------------------------------
-    def meter_changes(self, address: str, hv) -> tuple[dict[int, tuple[int, int]], set[int]]:
-        """Meters to add (before the flows that use them) and to delete (after)."""
-        wanted = security.meters(hv)
-        have = self.meters.setdefault(address, set())
-        add = {m: v for m, v in wanted.items() if m not in have}
-        delete = have - wanted.keys()
-        return add, delete
+    # --- meters and groups: what each switch should have besides flows --------------------
+    def changes(self, kind: str, address: str, wanted: dict) -> tuple[dict, set]:
+        """`kind`s (meters, groups) to add (before the flows that use them) and to delete (after)."""
+        have = self.sent.setdefault((kind, address), set())
+        return {i: v for i, v in wanted.items() if i not in have}, have - wanted.keys()
 
-    def meters_sent(self, address: str, add, delete) -> None:
-        self.meters[address] = (self.meters.get(address, set()) | set(add)) - set(delete)
+    def mark_sent(self, kind: str, address: str, add, delete) -> None:
+        key = (kind, address)
+        self.sent[key] = (self.sent.get(key, set()) | set(add)) - set(delete)
 
     def forget(self, address: str) -> None:
-        """A (re)connected switch: send every meter again (an existing one answers an error we ignore)."""
-        self.meters.pop(address, None)
+        """A (re)connected switch: send every meter and group again (one it has already
+        answers an error the app ignores)."""
+        for key in [k for k in self.sent if k[1] == address]:
+            del self.sent[key]

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 
 from controller.intent import Intent, LogicalPort, LogicalSwitch
+from controller.mobility import Moves
 
 LOG = logging.getLogger(__name__)
 IFACE_ID = "iface-id"          # external_ids key on a br-int interface: the logical port's name
@@ -74,6 +75,7 @@ class Network:
         self.detached_at: dict[str, float] = {}               # logical port -> when it left its last hypervisor
         self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, interface) -> when first seen
         self._seq = 0
+        self.moves = Moves()                                  # ports changing hypervisors (make-before-break)
         self.set_intent(intent or Intent())
 
     # --- intent --------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.l2 import ARP_RESPONDER_PRIORITY
 from controller.tables import Table
-from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, CheckPktLarger, DecTtl, Flow, Goto, Meter,
-                              Move, Output, SetField)
+from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, CheckPktLarger, DecTtl, Flow, Goto, Group,
+                              Meter, Move, Output, SetField)
 from controller.nx_actions import NXActionCheckPktLarger
 
 _PORTS = {"in_port": ofp.OFPP_IN_PORT, "controller": ofp.OFPP_CONTROLLER}
@@ -26,6 +26,8 @@ def _action(a):
         return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=width)
     if isinstance(a, DecTtl):
         return parser.OFPActionDecNwTtl()
+    if isinstance(a, Group):
+        return parser.OFPActionGroup(a.id)
     if isinstance(a, CheckPktLarger):
         return NXActionCheckPktLarger(a.length, a.dst)
     raise TypeError(f"no OpenFlow rendering for {a!r}")
@@ -103,3 +105,16 @@ def table_stats_request(dp, table: int):
     """Every flow of ours in one table, with its packet count."""
     return parser.OFPFlowStatsRequest(dp, table_id=table, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                                       cookie=COOKIE_APP, cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
+
+
+def failover_group_add(dp, group_id: int, ofport: int, otherwise: Table):
+    """A fast-failover group: out of `ofport` while it exists, else through table `otherwise`
+    (its flow sends to the controller, behind a meter, as an ordinary packet-in)."""
+    return parser.OFPGroupMod(dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_FF, group_id=group_id, buckets=[
+        parser.OFPBucket(watch_port=ofport, watch_group=ofp.OFPG_ANY, actions=[parser.OFPActionOutput(ofport)]),
+        parser.OFPBucket(watch_port=ofp.OFPP_CONTROLLER, watch_group=ofp.OFPG_ANY,
+                         actions=[parser.NXActionResubmitTable(table_id=int(otherwise))])])
+
+
+def group_delete(dp, group_id: int):
+    return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=group_id)

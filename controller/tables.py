@@ -18,6 +18,7 @@ class Table(enum.IntEnum):
     L3_ARP_RESOLVE = 50  # distributed router: next-hop IP -> destination MAC
     L2_LOOKUP = 60      # known unicast: local port or the tunnel to the VTEP that hosts the MAC
     FLOOD = 70          # broadcast / unknown unicast / multicast: local ports + head-end replication
+    IN_TRANSIT = 75     # frames for a VM port that just left br-int (its failover group): held by the controller
 
     @property
     def purpose(self) -> str:
@@ -35,6 +36,7 @@ PURPOSE = {
     Table.L3_ARP_RESOLVE: "next hop to MAC",
     Table.L2_LOOKUP: "known unicast",
     Table.FLOOD: "BUM: local ports + head-end replication",
+    Table.IN_TRANSIT: "frames for a port that just left: held until it lands",
 }
 
 # Registers carried through the pipeline (NXM regs, visible in ovs-ofctl as reg0...).

@@ -123,6 +123,10 @@ class HypervisorOVS:
                    f"external_ids:logical-switch={switch}", f"external_ids:vni={vni}",
                    f"external_ids:iface-id={vm}")
 
+    def unbind_vm(self, port: str) -> None:
+        """The port stays on br-int but names no logical port any more (a VM about to leave)."""
+        self.vsctl(f"remove interface {port} external_ids iface-id")
+
     def detach_vm(self, port: str) -> None:
         self.vsctl(f"--if-exists del-port br-int {port}")
 

@@ -451,12 +451,18 @@ class Lab:
         MAC and IP; the VM keeps its interface and sends a gratuitous ARP from the new place."""
         vm, src, dst = self.topo.vm(name), self.hv(self.placement[name]), self.hv(to)
         sw = self.topo.switch(vm.switch)
+        # As vMotion quiesces a VM before its switchover: the port is unbound first, and unplugged
+        # only once the controller holds what arrives for it (nothing is lost in the cable).
+        src.ovs.unbind_vm(name)
+        wait_for(lambda: name not in {a["vm"] for a in self.controller_state().get("hypervisors", {})
+                                      .get(src.name, {}).get("attachments", {}).values()},
+                 10, f"the controller to let go of {name} on {src.name}", 0.005)
         src.ovs.detach_vm(name)
         src.ovs.sh(f"ip link set {name} netns {dst.pid}")
         dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
         self.placement[name] = to
         self.write_lab_file()
-        self.vm(name).announce()
+        self.vm(name).announce(wait=False)
 
     def _stop_controller(self) -> None:
         if self.controller and self.controller.poll() is None:

@@ -39,7 +39,8 @@ class VM(Host):
         self.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
         return result
 
-    def announce(self):
-        """Send a gratuitous ARP, as a guest OS does when its interface comes up."""
-        self.cmd(f"arping -q -U -c 1 -I {self.defaultIntf()} {self.IP()}")
+    def announce(self, wait: bool = True):
+        """Send a gratuitous ARP, as a guest OS does when its interface comes up (arping
+        waits a second after it; `wait=False` leaves it to finish in the background)."""
+        self.cmd(f"arping -q -U -c 1 -I {self.defaultIntf()} {self.IP()}" + ("" if wait else " &"))
 

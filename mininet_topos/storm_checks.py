@@ -8,7 +8,6 @@ import time
 import urllib.request
 
 from mininet_topos.checks import check, expected_reachable
-from mininet_topos.checks_intent import Pinger
 from mininet_topos.trust_checks import craft, roles
 
 STORM_SECONDS = 5.0
@@ -62,6 +61,7 @@ def _observers(lab, attacker) -> list[tuple]:
 
 
 def _storm(lab, kind: str, attacker, targets: list[str], observers) -> dict:
+    from mininet_topos.checks_intent import Pinger
     log = lab.rundir / "controller" / "controller.log"
     size0 = log.stat().st_size
     pingers = [Pinger(lab, a.name, str(b.ip), f"storm-{kind}-{a.name}-{b.name}") for a, b in observers]
@@ -107,6 +107,7 @@ def vm_move(lab) -> dict:
     """vMotion, MOVES times: a VM moves to another hypervisor and back (same MAC and IP) while
     a VM on a third place (or the other hypervisor) pings it every 10 ms; pings lost in all."""
     from mininet_topos.checks import _pair_across_hypervisors
+    from mininet_topos.checks_intent import Pinger
     vm, observer = _pair_across_hypervisors(lab)
     if vm is None:
         return {"ok": True, "skipped": "no two VMs of one switch on different hypervisors"}
