@@ -87,6 +87,10 @@ class EventCall(event.EventBase):
         self.fn, self.future = fn, future
 
 
+class EventReleaseHeld(event.EventBase):
+    pass
+
+
 class EventResolveTimeout(event.EventBase):
     def __init__(self, key):
         super().__init__()
@@ -96,6 +100,7 @@ class EventResolveTimeout(event.EventBase):
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
+LINK_GRACE = 0.05      # s: a moved port's new link is taken as up this long after it landed, if OVS has not said
 
 
 class PacketwalkController(app_manager.OSKenApp):
@@ -134,6 +139,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
         self.held = {}               # MAC of a port in transit -> [(since, datapath, frame)] until it lands
         self.landing = {}            # barrier xid -> when sent: a moved port's new place, not yet confirmed
+        self.link_up = {}            # (hypervisor address, ofport) -> its link is up (OpenFlow port status)
         self.guard = Guard()         # packet-in limits, rate-limited logging, port-security counters, meters
         self._counter_xids = set()   # flow-stats requests that read PORT_SECURITY's drop counters
         self._ticks = 0
@@ -256,6 +262,8 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.warning("a moved port's new place did not confirm its flows within 1 s: converging the rest")
             self.landing.clear()
             self._converge()
+        if self.held and not self.landing:
+            self._release_moved(anyway=True)     # a link that never said it is up: try anyway
         expired = self.net.moves.expire(time.time())
         for mac, held in list(self.held.items()):     # never landed within the hold: dropped
             self.held[mac] = [h for h in held if time.time() - h[0] <= HOLD]
@@ -435,11 +443,32 @@ class PacketwalkController(app_manager.OSKenApp):
         if any(m.mac == mac and m.new for m in self.net.moves) and not self.landing:
             self._release_moved()          # it has landed already: on at once
 
-    def _release_moved(self):
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        """A port's link came up or went down (a moved VM's new port is ready when it is up)."""
+        desc, address = ev.msg.desc, ev.msg.datapath.address[0]
+        self.link_up[(address, desc.port_no)] = ev.msg.reason != ev.msg.datapath.ofproto.OFPPR_DELETE \
+            and not desc.state & ev.msg.datapath.ofproto.OFPPS_LINK_DOWN
+        if self.link_up[(address, desc.port_no)] and self.held and not self.landing:
+            self._release_moved()
+
+    def _ready(self, m) -> bool:
+        """A landed port's new place can take its frames: flows confirmed, link up."""
+        hv = self.net.hypervisors.get(m.new)
+        a = next((a for a in hv.attachments.values() if a.lport == m.lport), None) if hv else None
+        return a is not None and (self.link_up.get((hv.address, a.ofport), False)
+                                  or time.time() - m.since > LINK_GRACE)
+
+    @set_ev_cls(EventReleaseHeld)
+    def _release_held(self, ev):
+        if not self.landing:
+            self._release_moved()
+
+    def _release_moved(self, anyway: bool = False):
         """Frames held for ports that have landed: on from their old hypervisor, whose flows
         now forward to the new place (sent after those flows, on the same connection)."""
         for m in self.net.moves:
-            if m.new and m.mac in self.held:
+            if m.new and m.mac in self.held and (anyway or self._ready(m)):
                 for _, dp, data in self.held.pop(m.mac):
                     dp.send_msg(openflow.packet_out(dp, dp.ofproto.OFPP_CONTROLLER, data, [
                         openflow.SetField("tunnel_id", m.vni), openflow.SetField(REG_FROM_TUNNEL, 0),
@@ -650,6 +679,8 @@ class PacketwalkController(app_manager.OSKenApp):
         self._release_resolved()
         if not self.landing:
             self._release_moved()
+            if self.held:          # a new port whose link has not said it is up: a moment later
+                hub.spawn_after(LINK_GRACE, lambda: self.send_event(self.name, EventReleaseHeld()))
         self._report()
         self._write_state()
 

@@ -34,6 +34,7 @@ class Move:
     old: str               # the hypervisor it left
     new: str | None        # the hypervisor it reached; None while in transit
     since: float
+    attachment: object = None   # its attachment where it was (it may still send there until unplugged)
 
 
 def locations(net) -> dict[str, tuple[str, object]]:
@@ -60,7 +61,7 @@ class Moves:
         for lport, (hv, a) in before.items():
             there = after.get(lport)
             if there is None or there[0] != hv:
-                self.by_port[lport] = Move(lport, a.mac, a.vni, hv, there[0] if there else None, now)
+                self.by_port[lport] = Move(lport, a.mac, a.vni, hv, there[0] if there else None, now, a)
                 changed = True
         for lport, m in list(self.by_port.items()):
             there = after.get(lport)
@@ -86,15 +87,17 @@ class Moves:
         return next((m for m in self.by_port.values() if m.mac == mac and m.new is None), None)
 
 
-def mobility_flows(moves: Moves, hv) -> list[Flow]:
+def mobility_flows(net, hv) -> list[Flow]:
     """What `hv` holds for ports on the move: buffer at (or send to) the old place while in
-    transit; forward from the old place to the new one after."""
+    transit, where the port may still send (its ingress and port-security flows stay until
+    it lands); forward from the old place to the new one after."""
     flows = [in_transit_default()]
-    for m in moves:
+    for m in net.moves:
         owner = f"move:{m.lport}"
         dst = {"tunnel_id": m.vni, "eth_dst": m.mac}
         if m.new is None and hv.name == m.old:
             flows.append(Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output("controller")], owner))
+            flows += _still_sending(net, m)
         elif m.new is None and m.old in hv.tunnels:
             flows.append(Flow.of(Table.L2_LOOKUP, PRIORITY, {REG_FROM_TUNNEL: 0, **dst},
                                  [Output(hv.tunnels[m.old])], owner))
@@ -127,3 +130,15 @@ def deliver_by_group(flows: list[Flow], hv) -> list[Flow]:
             f = Flow.of(f.table, f.priority, dict(f.match), [Group(port_group(ports[f.actions[0].port]))], f.owner)
         out.append(f)
     return out
+
+
+def _still_sending(net, m: Move) -> list[Flow]:
+    """A port unbound but not yet unplugged: what it sends still goes (it answers what it
+    got a moment ago). The same flows as before, so nothing is sent to the switch for them."""
+    from controller.l2 import vm_port_ingress
+    from controller.security import port_flows
+    lp = net.intent.port(m.lport)
+    if m.attachment is None or lp is None:
+        return []
+    ips = [b.ip for b in net.bindings.get(m.vni, {}).values() if b.port == m.lport]
+    return [vm_port_ingress(m.attachment)] + port_flows(m.attachment, ips, lp.learn, lp.trusted)

@@ -11,5 +11,5 @@ from controller.security import meter_punts, security_flows
 
 
 def hypervisor_flows(net: Network, hv: Hypervisor) -> list[Flow]:
-    flows = l2_flows(net, hv) + l3_flows(net, hv) + security_flows(net, hv) + mobility_flows(net.moves, hv)
+    flows = l2_flows(net, hv) + l3_flows(net, hv) + security_flows(net, hv) + mobility_flows(net, hv)
     return meter_punts(deliver_by_group(flows, hv), hv)

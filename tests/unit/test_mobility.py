@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controller.flows import Group, Output
 from controller.intent import parse_intent
-from controller.mobility import HOLD, PORT_GROUP_BASE, Moves, deliver_by_group, locations, mobility_flows
+from controller.mobility import HOLD, PORT_GROUP_BASE, deliver_by_group, locations, mobility_flows
 from controller.model import Hypervisor, Network
 from controller.pipeline import hypervisor_flows
 from controller.ratelimit import LogLimiter, TokenBucket
@@ -48,6 +48,8 @@ def test_in_transit_the_old_place_holds_and_the_others_keep_sending_there():
     assert l2(n, "hv1")[110].actions[-1] == Output("controller")          # held by the controller
     assert l2(n, "hv3")[110].actions == (Output(10),)                     # still to hv1
     assert dict(l2(n, "hv3")[110].match)[REG_FROM_TUNNEL] == 0
+    still = [f for f in hypervisor_flows(n, n.hypervisors["hv1"]) if f.owner == "port:vm1"]
+    assert {f.table for f in still} == {Table.CLASSIFY, Table.PORT_SECURITY}   # it may still send, from its own
 
 
 def test_landed_the_new_place_comes_first_and_the_old_one_forwards_there():
@@ -78,7 +80,7 @@ def test_local_delivery_goes_through_the_ports_group_only():
     flows = deliver_by_group(hypervisor_flows(n, hv), hv)
     assert l2(n, "hv1")[100].actions == (Group(PORT_GROUP_BASE + 1),)
     assert not any(isinstance(a, Group) for f in flows if f.table != Table.L2_LOOKUP for a in f.actions)
-    assert mobility_flows(Moves(), hv)[0].table == Table.IN_TRANSIT
+    assert mobility_flows(n, hv)[0].table == Table.IN_TRANSIT
 
 
 def test_a_token_bucket_allows_its_burst_then_its_rate():
