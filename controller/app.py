@@ -456,8 +456,9 @@ class PacketwalkController(app_manager.OSKenApp):
         """A landed port's new place can take its frames: flows confirmed, link up."""
         hv = self.net.hypervisors.get(m.new)
         a = next((a for a in hv.attachments.values() if a.lport == m.lport), None) if hv else None
-        return a is not None and (self.link_up.get((hv.address, a.ofport), False)
-                                  or time.time() - m.since > LINK_GRACE)
+        settled = time.time() - m.since     # a port OVS calls live takes a moment more to deliver
+        return a is not None and settled > LINK_GRACE and (self.link_up.get((hv.address, a.ofport), False)
+                                                           or settled > 2 * LINK_GRACE)
 
     @set_ev_cls(EventReleaseHeld)
     def _release_held(self, ev):
@@ -680,7 +681,8 @@ class PacketwalkController(app_manager.OSKenApp):
         if not self.landing:
             self._release_moved()
             if self.held:          # a new port whose link has not said it is up: a moment later
-                hub.spawn_after(LINK_GRACE, lambda: self.send_event(self.name, EventReleaseHeld()))
+                for wait in (LINK_GRACE, 2 * LINK_GRACE):
+                    hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
         self._report()
         self._write_state()
 
