@@ -44,11 +44,16 @@ def _drops(lab, vm: str) -> dict:
     return next((r["dropped"] for r in rows if r["port"] == vm), {})
 
 
-def _wait_drops(lab, vm: str, causes: set[str]) -> dict:
+def _wait_drops(lab, vm: str, at_least: dict[str, int]) -> dict:
+    """The port's drop counters once they count at least `at_least` (read every 2 s), or as
+    they are after 8 s."""
     from mininet_topos.lab import LabError, wait_for
+
+    def counted():
+        now = _drops(lab, vm)
+        return now if all(now.get(c, 0) >= n for c, n in at_least.items()) else None
     try:
-        return wait_for(lambda: _drops(lab, vm) if causes <= {c for c, n in _drops(lab, vm).items() if n}
-                        else None, 8, "the port-security counters")
+        return wait_for(counted, 8, "the port-security counters")
     except LabError:
         return _drops(lab, vm)
 
@@ -97,11 +102,12 @@ def spoofing(lab) -> dict:
     text = "\n".join(c.text for c in caps)
     delivered = {name: len(re.findall(rf"\.{41000 + i} > [\d.]+\.{MARKER_PORT}:", text))
                  for i, name in enumerate(cases)}
-    drops = _wait_drops(lab, a.name, {"mac-spoofed", "ipv4-spoofed", "vlan-tagged"})
+    expected = {"mac-spoofed": 2 * FRAMES, "ipv4-spoofed": 4 * FRAMES, "vlan-tagged": FRAMES}
+    drops = _wait_drops(lab, a.name, expected)
     spoofed = {n: d for n, d in delivered.items() if not cases[n][1]}
     ok = (all(delivered[n] == FRAMES for n, (_, want) in cases.items() if want)
           and sum(spoofed.values()) == 0
-          and all(drops.get(c, 0) > 0 for c in ("mac-spoofed", "ipv4-spoofed", "vlan-tagged")))
+          and all(drops.get(c, 0) >= n for c, n in expected.items()))
     return {"ok": ok, "attacker": a.name, "frames_per_case": FRAMES, "delivered": delivered,
             "spoofed_frames_delivered": sum(spoofed.values()), "drop_counters": drops,
             "log_lines_about_it": _reports(lab, a.name)}
@@ -157,8 +163,9 @@ def arp_poisoning(lab) -> dict:
     changed = sorted(ip for ip in set(arp_before) | set(arp_after) if arp_before.get(ip) != arp_after.get(ip))
     reach = ping(lab.vm(peer.name), str(far.ip))
     delivered = sum(c.count for c in caps)
-    drops = _wait_drops(lab, a.name, {"arp-spoofed"})
-    ok = not poisoned and not changed and delivered == 0 and reach == 1
+    drops = _wait_drops(lab, a.name, {"arp-spoofed": len(lies) * FRAMES})
+    ok = not poisoned and not changed and delivered == 0 and reach == 1 \
+        and drops.get("arp-spoofed", 0) >= len(lies) * FRAMES
     return {"ok": ok, "attacker": a.name, "switch": sw, "victims": [v.name for v in victims],
             "lies_sent": {k: FRAMES for k in lies}, "lying_arp_delivered": delivered,
             "poisoned_entries": poisoned, "neighbours_before": before, "neighbours_after": after,
