@@ -68,7 +68,8 @@ def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp,
     learned = False
     if req.src_mac != port.mac or eth.src != port.mac:
         return ArpDecision(False, refused=True,
-                           why=f"{port.lport}: ARP claims MAC {req.src_mac} but its port is {port.mac}: dropped")
+                           why=f"{port.lport}: ARP claims MAC {req.src_mac} but its port is {port.mac}: "
+                               "not learned, dropped")
     if req.src_ip != "0.0.0.0":
         try:
             learned = net.learn_binding(port, req.src_ip, now)
