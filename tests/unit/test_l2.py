@@ -6,7 +6,7 @@ from controller.flows import BROADCAST, ETH_ARP, ETH_IP, MULTICAST, Flow, Goto, 
 from controller.l2 import l2_flows
 from controller.model import Attachment, Hypervisor, Network
 from controller.tables import Table
-from tests.labnet import network, port_of
+from tests.labnet import network, port_of, port_security_open
 
 BLUE, RED = 5001, 5002
 STATIC_IP, STATIC_MAC = "10.1.1.50", "00:50:56:00:99:01"
@@ -41,8 +41,7 @@ def vm(net, name) -> tuple[Hypervisor, Attachment]:
     return port_of(net, name)
 
 
-# Port security has its own tests (test_security.py): here it lets everything through.
-PORT_SECURITY_OPEN = Flow.of(Table.PORT_SECURITY, 0, {}, [Goto(Table.ARP_SNOOP)], "test")
+PORT_SECURITY_OPEN = port_security_open()
 
 
 def flows(net, hv_name) -> list[Flow]:
