@@ -4,8 +4,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-_TABLE = re.compile(r"^\s*(\d+)\. (.*?)(?:, )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
-_NO_MATCH = re.compile(r"^\s*(\d+)\. No match\.")
+# A table line starts the line (" 0." for one digit); deeper ones are the branch OVS traces
+# for check_pkt_larger's other outcome, not the packet's path.
+_TABLE = re.compile(r"^ ?(\d+)\. (.*?)(?:, )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
+_NO_MATCH = re.compile(r"^ ?(\d+)\. No match\.")
 
 
 @dataclasses.dataclass
@@ -77,6 +79,9 @@ def parse(text: str) -> Trace:
             tunnels[-1].update(local_mac=m.group(1), local_ip=m.group(2), remote_mac=m.group(3))
         elif hits and re.match(r"^\s{4}\S", line) and not line.strip().startswith("->"):
             hits[-1].actions.append(line.strip())
+        elif hits and any(a.startswith("group:") for a in hits[-1].actions) \
+                and re.match(r"^\s{5,}(output:|CONTROLLER|resubmit)", line):
+            hits[-1].actions.append(line.strip())      # the group's chosen bucket: what it did
     final = next((l[len("Final flow: "):] for l in lines if l.startswith("Final flow: ")), flow)
     dp = next((l[len("Datapath actions: "):] for l in lines if l.startswith("Datapath actions: ")), "")
     return Trace(bridge, flow, hits, tunnels, fields(final), dp, no_match)
