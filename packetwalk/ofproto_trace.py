@@ -84,4 +84,21 @@ def parse(text: str) -> Trace:
             hits[-1].actions.append(line.strip())      # the group's chosen bucket: what it did
     final = next((l[len("Final flow: "):] for l in lines if l.startswith("Final flow: ")), flow)
     dp = next((l[len("Datapath actions: "):] for l in lines if l.startswith("Datapath actions: ")), "")
-    return Trace(bridge, flow, hits, tunnels, fields(final), dp, no_match)
+    return Trace(bridge, flow, hits, tunnels, _after_size_check(fields(final), hits), dp, no_match)
+
+
+_FLOW_FIELD = {"eth_dst": "dl_dst", "eth_src": "dl_src", "ip_dst": "nw_dst", "ip_src": "nw_src"}
+
+
+def _after_size_check(final: dict, hits: list[Hit]) -> dict:
+    """OVS's "Final flow" stops where check_pkt_larger forks the translation: the fields the
+    flows set after it (the next hop's MAC, say) are applied here."""
+    checked = next((i for i, h in enumerate(hits) if any(a.startswith("check_pkt_larger") for a in h.actions)), None)
+    if checked is None:
+        return final
+    out = dict(final)
+    for h in hits[checked + 1:]:
+        for a in h.actions:
+            if m := re.match(r"set_field:(\S+)->(\w+)$", a):
+                out[_FLOW_FIELD.get(m.group(2), m.group(2))] = m.group(1)
+    return out

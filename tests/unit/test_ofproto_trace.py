@@ -43,3 +43,4 @@ def test_local_delivery_through_a_failover_group_names_the_port():
     last = t.hits[-1]
     assert last.actions[0].startswith("group:") and last.outputs == ["2"]
     assert not t.dropped and t.tunnels == []
+    assert t.final_flow["dl_dst"] == "00:50:56:00:00:04"       # set after check_pkt_larger forked the trace
