@@ -17,12 +17,14 @@ import threading
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from importlib.metadata import version
 from controller import northbound as nb
 from controller import schemas as s
 
 REFUSED = {code: {"model": s.Problem} for code in (400, 404, 409, 504)}
+WAIT_TIMEOUT = 10.0    # s a write with ?wait=hv waits for its change to be realized
 
 
 def bearer_check(token: str | None):
@@ -193,6 +195,27 @@ def create_api(ctl: nb.Controller, token: str | None = None) -> FastAPI:
     @v1.patch("/settings", tags=["intent"], response_model=s.SettingsOut)
     def update_settings(body: s.SettingsIn):
         return nb.update_settings(ctl, body.model_dump(exclude_unset=True))
+
+    # --- realized: OVN's --wait=hv --------------------------------------------------------------
+    @v1.get("/realized", tags=["controller"], response_model=s.RealizedOut)
+    def realized():
+        """`generation` counts the changes the controller has taken in (intent, ports,
+        bindings, hypervisors); `realized` is the newest one confirmed (bundle commit
+        replies) on every hypervisor it touches. Any write given `?wait=hv` answers only
+        once its change is realized (504 if not within WAIT_TIMEOUT s)."""
+        return call(lambda c: c.realized())
+
+    @api.middleware("http")
+    async def wait_hv(request: Request, call_next):
+        response = await call_next(request)
+        if request.query_params.get("wait") != "hv" or request.method == "GET" or response.status_code >= 300:
+            return response
+        gen = await run_in_threadpool(call, lambda c: c.realized()["generation"])
+        if not await run_in_threadpool(ctl.wait_realized, gen, WAIT_TIMEOUT):
+            return JSONResponse({"detail": f"the change (generation {gen}) is not confirmed on every hypervisor "
+                                           f"it touches after {WAIT_TIMEOUT:.0f} s"}, status_code=504)
+        response.headers["x-packetwalk-realized"] = str(gen)
+        return response
 
     # --- the controller's own view ------------------------------------------------------------
     @v1.get("/port-security", tags=["controller"], response_model=list[s.PortSecurityOut])

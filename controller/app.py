@@ -15,10 +15,10 @@ through EventCall: the app's thread runs the request and hands back the answer.
 from __future__ import annotations
 
 import concurrent.futures
-import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 
@@ -31,26 +31,25 @@ from os_ken.ofproto import ofproto_v1_3
 from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
-from controller import arp as arp_logic
-from controller import nbdb
-from controller import icmp
+from controller import cluster, mobility, nbdb, security
+from controller.membership import Membership
 from controller import openflow
-from controller.flows import Flow, diff
-from controller.guard import Guard
-from controller import mobility, security
-from controller.mobility import HELD_PER_PORT, HOLD, locations
-from controller.l3 import LOGICAL_MTU
+from controller.connection import Link, OvsdbWorker
+from controller.convergence import Actions, Convergence
+from controller.flows import Flow
 from controller.northbound import Conflict, NoAnswer
-from controller.pipeline import hypervisor_flows
 from controller.model import IFACE_ID, Hypervisor, Network
 from controller.ovsdb import REMOTE_KEY, HypervisorDB, use_ssl
-from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
+from controller.punts import LINK_GRACE, Punts
+from controller.tables import Table
 
 LOG = logging.getLogger("packetwalk.controller")
 CONF = cfg.CONF
 CONF.register_cli_opts([
     cfg.StrOpt("db-dir", default="/var/lib/packetwalk",
                help="the embedded database's directory (used when --nb is not given)"),
+    cfg.StrOpt("controller-name", default=socket.gethostname(),
+               help="this controller's name among several on one database (default: the host name)"),
     cfg.StrOpt("nb", default=None,
                help="the controller's database: its server(s), e.g. tcp:10.0.0.1:6641,tcp:10.0.0.2:6641,"
                     "tcp:10.0.0.3:6641 (a Raft cluster); default: an embedded server on --db-dir"),
@@ -70,14 +69,44 @@ class EventTick(event.EventBase):
     pass
 
 
-class EventOvsdbChanged(event.EventBase):
-    def __init__(self, address):
+class EventRound(event.EventBase):
+    pass
+
+
+class EventLeases(event.EventBase):
+    def __init__(self, leases):
         super().__init__()
-        self.address = address
+        self.leases = leases
+
+
+class EventLearnedChanged(event.EventBase):
+    pass
+
+
+class EventOvsdbChanged(event.EventBase):
+    def __init__(self, address, snap):
+        super().__init__()
+        self.address, self.snap = address, snap
+
+
+class EventOvsdbFailed(event.EventBase):
+    def __init__(self, address, error):
+        super().__init__()
+        self.address, self.error = address, error
 
 
 class EventSyncTimeout(event.EventBase):
     pass
+
+
+class EventLiveness(event.EventBase):
+    pass
+
+
+class EventTunnelsDone(event.EventBase):
+    def __init__(self, hypervisor, error):
+        super().__init__()
+        self.hypervisor, self.error = hypervisor, error
 
 
 class EventCall(event.EventBase):
@@ -100,7 +129,10 @@ class EventResolveTimeout(event.EventBase):
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
-LINK_GRACE = 0.05      # s: a moved port's new link is taken as up this long after it landed, if OVS has not said
+LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
+PUBLISH_INTERVAL = 0.1  # s: the state file and the database's reports, at most this often
+ECHO_INTERVAL = 0.5    # s between OpenFlow echo requests; after MAX_UNREPLIED_ECHOS unanswered: down
+MAX_UNREPLIED_ECHOS = 3
 
 
 class PacketwalkController(app_manager.OSKenApp):
@@ -116,6 +148,12 @@ class PacketwalkController(app_manager.OSKenApp):
             self.server.start()
         self.nb = nbdb.NbClient(CONF.nb or self.server.remote, self._nb_changed)
         self.reporter = nbdb.Reporter(self.nb)
+        api_url = f"http://{CONF.api_listen_host}:{CONF.api_port}" if CONF.api_port else ""
+        self.members = Membership(CONF.controller_name, CONF.ofp_listen_host or "", api_url, self.nb,
+                                  lambda leases: self.send_event(self.name, EventLeases(leases)))
+        self.owned: set[str] = set()        # hypervisors this controller programs now (its leases)
+        self._roles = {}                     # dpid -> (role, generation) last asked of that switch
+        self._learned_dirty = False
         self.generation = 0
         self.intent_read = False     # nothing is converged before intent and learned state are read
         self._nb_dirty = False
@@ -129,19 +167,25 @@ class PacketwalkController(app_manager.OSKenApp):
         self._api_token = api.read_token(CONF.api_token_file) if CONF.api_token_file else None
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port, self._api_token) \
             if CONF.api_port else None
-        self.datapaths = {}          # management address -> datapath
+        self.conv = Convergence(self.net)       # engine, reconciler, dispatch (pure)
+        self.conv.owns = lambda hv: hv in self.owned
+        self.datapaths = {}          # dpid -> datapath
+        self.links = {}              # dpid -> Link (its send queue)
         self.dbs = {}                # management address -> HypervisorDB
-        self.installed = {}          # management address -> set of our cookies on br-int
-        self.flows = {}              # management address -> the flows those cookies are (as last sent)
+        self.workers = {}            # management address -> OvsdbWorker (its OVSDB session's thread)
+        self.hv_by_dpid = {}         # dpid -> hypervisor name
+        self.dpid_of = {}            # hypervisor -> br-int's datapath ID, as its OVSDB says
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
-        self._dirty = set()
+        self.port_gen = {}           # logical port -> the generation that attached it (port status)
+        self._read = {}              # dpid -> our cookies read from br-int, until its hypervisor is known
+        self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
+        self._published_at = 0.0     # when the state file and the database reports were last written
+        self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
+        self._publish_due = False
+        self._tunnel_check = set()
         self._flow_stats_buf = {}
-        self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
-        self.held = {}               # MAC of a port in transit -> [(since, datapath, frame)] until it lands
-        self.landing = {}            # barrier xid -> when sent: a moved port's new place, not yet confirmed
-        self.link_up = {}            # (hypervisor address, ofport) -> its link is up (OpenFlow port status)
-        self.guard = Guard()         # packet-in limits, rate-limited logging, port-security counters, meters
-        self._counter_xids = set()   # flow-stats requests that read PORT_SECURITY's drop counters
+        self.punts = Punts(self)     # packet-ins: ARP, ICMP errors, next hops, held frames, counters
+        self.guard = self.punts.guard
         self._ticks = 0
         self.synced = False          # until every hypervisor the data plane names has been read
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
@@ -151,6 +195,8 @@ class PacketwalkController(app_manager.OSKenApp):
         thread = super().start()
         hub.spawn(self._connect_nb)
         hub.spawn(self._ticker)
+        hub.spawn(self._round_ticker)
+        hub.spawn(self._liveness_ticker)
         if self._api_socket:
             api.serve(api.create_api(self, self._api_token), self._api_socket)
             LOG.info("northbound API on http://%s:%d/v1 (OpenAPI: /openapi.json)", CONF.api_listen_host, CONF.api_port)
@@ -176,8 +222,27 @@ class PacketwalkController(app_manager.OSKenApp):
         except Exception as e:       # the API's refusals, and any bug: the caller reports it
             ev.future.set_exception(e)
 
+    def owner_of(self, hv: str) -> str | None:
+        return self.members.owner(hv)
+
     def installed_flows(self, hv: Hypervisor) -> list[Flow]:
-        return list(self.flows.get(hv.address, {}).values())
+        installed = self.conv.rec.installed(hv.name) or set()
+        return [f for c, f in self.conv.engine.flows(hv.name).items() if c in installed]
+
+    def realized(self) -> dict:
+        """OVN's --wait=hv: `generation` counts the changes taken in; `realized` is the
+        newest whose flows are confirmed on every hypervisor it touches."""
+        return self.conv.realized
+
+    def wait_realized(self, generation: int, timeout: float) -> bool:
+        """(Any thread) True once `generation` is realized, False after `timeout` s. Reads
+        only `self.realized_now`, which the app's thread replaces whole (one atomic store)."""
+        deadline = time.monotonic() + timeout
+        while self.realized_now < generation:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def stop(self):
         if self.server:
@@ -193,8 +258,15 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def _nb_changed(self, table=None):
         """Called from the IDL's thread: coalesce into one event for the app's thread."""
+        if table == "Learned_Binding" and self.intent_read:
+            with self._lock:
+                if self._learned_dirty:
+                    return
+                self._learned_dirty = True
+            self.send_event(self.name, EventLearnedChanged())
+            return
         if table in nbdb.LEARNED_TABLES and self.intent_read:
-            return                   # our own reports (a second controller's are issue 13's)
+            return                   # reports and leases: read where they are used
         with self._lock:
             if self._nb_dirty:
                 return
@@ -255,33 +327,82 @@ class PacketwalkController(app_manager.OSKenApp):
             hub.sleep(1.0)
             self.send_event(self.name, EventTick())
 
+    # --- several controllers: ownership of hypervisors (controller/cluster.py) ---------------
+    def _round_ticker(self):
+        while True:
+            hub.sleep(cluster.RENEW)
+            self.send_event(self.name, EventRound())
+
+    @set_ev_cls(EventRound)
+    def _round(self, ev):
+        if self.intent_read and self.nb.connected.is_set():
+            try:
+                self.members.round(set(self.net.hypervisors))
+            except Exception as e:            # the database away: leases run out, others take over
+                LOG.info("membership: no round (%s)", e)
+        self._ownership()
+
+    @set_ev_cls(EventLeases)
+    def _leases(self, ev):
+        self.members.leases = ev.leases
+        self._ownership()
+
+    def _ownership(self):
+        """Take up what this controller now owns (master role, then its flows read and
+        converged by difference: nothing is sent if nothing changed) and let go of what it
+        no longer owns (sending stops before its lease ends; the next owner's master role
+        makes this one a slave)."""
+        now = self.members.owned()
+        gained, lost = now - self.owned, self.owned - now
+        if not gained and not lost:
+            return
+        self.owned = now
+        for name in sorted(lost):
+            LOG.warning("hypervisor %s: no longer ours (owner now: %s)", name, self.members.owner(name) or "none")
+            self._send(self.conv.forget(name))
+        for name in sorted(gained):
+            hv = self.net.hypervisors.get(name)
+            LOG.info("hypervisor %s: ours now (role generation %d)", name, self.members.generation(name))
+            self._tunnel_check.add(name)
+            if hv is not None:
+                self._role(hv)
+                if self._dp(hv) is not None:
+                    self._reread(hv, "owned now")
+        self._converge()
+
+    def _role(self, hv: Hypervisor) -> None:
+        """Ask hv's switch for the role this controller has: master if it owns hv (with the
+        lease's generation id: a switch refuses an older master), else slave (no packet-ins,
+        no writes)."""
+        dp = self._dp(hv)
+        if dp is None:
+            return
+        want = ("master" if hv.name in self.owned else "slave", self.members.generation(hv.name))
+        if self._roles.get(dp.id) != want:
+            self._roles[dp.id] = want
+            self.links[dp.id].send([openflow.role_request(dp, want[0] == "master", want[1])])
+
+    @set_ev_cls(EventLearnedChanged)
+    def _learned_changed(self, ev):
+        """Another controller learned (or forgot) a binding: the database says so."""
+        with self._lock:
+            self._learned_dirty = False
+        others = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
+                  and self.members.owner(h.name) for a in h.attachments.values()}
+        if others and self.net.merge_learned(self.nb.read()["learned_bindings"], others):
+            self._converge()
+
     @set_ev_cls(EventTick)
     def _tick(self, ev):
         self._watch_nb()
-        if self.landing and time.time() - min(self.landing.values()) > 1.0:
-            LOG.warning("a moved port's new place did not confirm its flows within 1 s: converging the rest")
-            self.landing.clear()
-            self._converge()
-        if self.held and not self.landing:
-            self._release_moved(anyway=True)     # a link that never said it is up: try anyway
-        expired = self.net.moves.expire(time.time())
-        for mac, held in list(self.held.items()):     # never landed within the hold: dropped
-            self.held[mac] = [h for h in held if time.time() - h[0] <= HOLD]
-            if not self.held[mac]:
-                del self.held[mac]
-        if self.net.expire_learned(time.time()) or expired:
+        now = time.time()
+        self.punts.tick(now)
+        expired = self.net.moves.expire(now)
+        if self.net.expire_learned(now) or expired:
             self._converge()
         self._ticks += 1
         if self._ticks % 2 == 0:
-            self._read_drop_counters()
-
-    def _read_drop_counters(self):
-        """Ask every hypervisor for PORT_SECURITY's flow stats: the drop flows' packet counts."""
-        for dp in self.datapaths.values():
-            req = openflow.table_stats_request(dp, Table.PORT_SECURITY)
-            dp.set_xid(req)
-            self._counter_xids.add(req.xid)
-            dp.send_msg(req)
+            self.punts.read_drop_counters()
 
     def _watch_nb(self):
         """Say once that the database went away (the data plane keeps what it has, writes
@@ -296,18 +417,32 @@ class PacketwalkController(app_manager.OSKenApp):
                             self.nb.remote)
             self._nb_up = up
 
+    def _port_realized(self, lport: str) -> bool:
+        """A port is up once the change that attached it is confirmed everywhere it touches."""
+        d = self.conv.dispatch
+        return self.port_gen.setdefault(lport, d.generation) <= d.realized
+
     def _report(self):
-        """Hand the database what this controller knows now (written off this thread)."""
+        """Hand the database what this controller knows of the hypervisors it owns (written
+        off this thread): their rows, their ports' status, and the bindings it learned (of
+        ports on its hypervisors, or on none). Other controllers report the rest."""
+        attached = self.net.attached_ports()
+        for lport in [p for p in self.port_gen if p not in attached]:
+            del self.port_gen[lport]
         now = int(time.time() * 1000)
+        mine = [h for h in self.net.hypervisors.values() if h.name in self.owned]
+        theirs = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
+                  and self.members.owner(h.name) for a in h.attachments.values()}
         view = {
             "Learned_Binding": {(self.net.switches[b.vni].name, b.ip): {
                 "switch": self.net.switches[b.vni].name, "ip": b.ip, "mac": b.mac, "port": b.port,
-                "learned_at": int(b.at * 1000)} for b in self.net.learned.values()},
-            "Hypervisor": {h.name: {"name": h.name, "vtep_ip": h.vtep_ip or "", "address": h.address,
+                "learned_at": int(b.at * 1000)} for b in self.net.learned.values() if b.port not in theirs},
+            "Hypervisor": {h.name: {"vtep_ip": h.vtep_ip or "", "address": h.address,
                                     "dpid": "" if h.dpid is None else f"{h.dpid:016x}", "openflow": h.of_connected,
-                                    "ovsdb": h.ovsdb_connected} for h in self.net.hypervisors.values()},
-            "Port_Status": {a.lport: {"port": a.lport, "up": True, "hypervisor": h.name, "interface": a.port}
-                            for h in self.net.hypervisors.values() for a in h.attachments.values()},
+                                    "ovsdb": h.ovsdb_connected} for h in mine},
+            "Port_Status": {a.lport: {"port": a.lport, "up": self._port_realized(a.lport), "hypervisor": h.name,
+                                      "interface": a.port}
+                            for h in mine for a in h.attachments.values()},
         }
         if view != self._reported:
             self._reported = view
@@ -318,262 +453,167 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _switch_features(self, ev):
         dp = ev.msg.datapath
-        address = dp.address[0]
-        LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, address)
-        self.datapaths[address] = dp
-        self.installed.pop(address, None)
-        self.flows.pop(address, None)
-        self.guard.forget(address)
-        self._flow_stats_buf.pop(address, None)       # a half-read reply of a dropped connection
-        hv = self._hv_at(address)
+        LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, dp.address[0])
+        if dp.id in self.links:
+            self.links[dp.id].close()
+        self.datapaths[dp.id], self.links[dp.id] = dp, Link(dp)
+        self.guard.forget(dp.id)
+        self._flow_stats_buf.pop(dp.id, None)       # a half-read reply of a dropped connection
+        self._read.pop(dp.id, None)
+        hv = self._hv_of(dp.id)
+        self._roles.pop(dp.id, None)
         if hv:
             hv.dpid = dp.id
-        dp.send_msg(openflow.packet_ins_wanted(dp))
-        dp.send_msg(openflow.our_flows_request(dp))
+            self._role(hv)
+            if hv.name in self.owned:
+                self._reread(hv, "reconnected")
+        else:
+            self.links[dp.id].send([openflow.our_flows_request(dp)])
+        self.links[dp.id].send([openflow.packet_ins_wanted(dp)])
+        address = dp.address[0]
         if address not in self.dbs:
-            self.dbs[address] = HypervisorDB(address, lambda a=address: self._ovsdb_changed(a),
-                                             scheme=self.ovsdb_scheme)
-            hub.spawn(self._connect_ovsdb, address)
+            worker = self.workers[address] = OvsdbWorker(
+                HypervisorDB(address, lambda a=address: self.workers[a].read(), scheme=self.ovsdb_scheme),
+                lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
+                lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
+            self.dbs[address] = worker.db
+            worker.start()
+
+    def _reread(self, hv: Hypervisor, why: str) -> None:
+        """Read what hv's br-int holds again (reconnect, or an update it refused), then
+        converge it by difference; meanwhile nothing waits for it."""
+        LOG.info("%s: reading its flows again (%s)", hv.name, why)
+        self._send(self.conv.reread(hv.name))
+        dp = self._dp(hv)
+        if dp is not None:
+            self._read.pop(dp.id, None)
+            self.links[dp.id].send([openflow.our_flows_request(dp)])
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
-        address = ev.msg.datapath.address[0]
-        if ev.msg.xid in self._counter_xids:
-            self._drop_counters(address, ev.msg)
+        dpid = ev.msg.datapath.id
+        if self.punts.is_counters(ev.msg):
+            self.punts.drop_counters(self._hv_of(dpid), ev.msg)
             return
-        buf = self._flow_stats_buf.setdefault(address, set())
+        buf = self._flow_stats_buf.setdefault(dpid, set())
         buf.update(s.cookie for s in ev.msg.body)
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
-            self.installed[address] = self._flow_stats_buf.pop(address)
-            LOG.info("OpenFlow: %s holds %d of our flows", address, len(self.installed[address]))
+            cookies = self._flow_stats_buf.pop(dpid)
+            LOG.info("OpenFlow: %016x holds %d of our flows", dpid, len(cookies))
+            hv = self._hv_of(dpid)
+            if hv is None:
+                self._read[dpid] = cookies           # taken in once its OVSDB says whose it is
+            elif hv.name in self.owned:
+                self.conv.read(hv.name, cookies)
             self._converge()
 
-    def _drop_counters(self, address, msg):
-        if not msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
-            self._counter_xids.discard(msg.xid)
-        hv, flows = self._hv_at(address), self.flows.get(address, {})
-        if hv:
-            self.guard.record_drops(hv.name, [(flows[s.cookie].owner, s.priority, s.packet_count)
-                                              for s in msg.body if s.cookie in flows], time.time())
-            self._write_state()
-
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
-    def _barrier(self, ev):
-        """A moved port's new place confirmed its flows: now the rest of the network."""
-        if self.landing.pop(ev.msg.xid, None) is not None and not self.landing:
-            self._converge()
+    @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
+    def _bundle_reply(self, ev):
+        msg = ev.msg
+        hv = self._hv_of(msg.datapath.id)
+        if not openflow.is_commit_reply(msg) or hv is None:
+            return
+        self._bundles.pop((msg.datapath.id, msg.bundle_id), None)
+        self._act(self.conv.confirmed(hv.name, msg.bundle_id))
+        self._release_held()
+        if self.conv.dispatch.idle:
+            for h in self.net.hypervisors.values():
+                self._tidy(h)
+            self._publish()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev):
-        """A meter sent again to a switch that has it answers METER_EXISTS: expected. Others
-        are logged, one line per kind per interval."""
+        """A bundle refused: its hypervisor is read again. A meter or group sent again to a
+        switch that has it answers EXISTS: expected. Others: one line per kind per interval."""
         msg = ev.msg
         if (msg.type, msg.code) in ((ofproto_v1_3.OFPET_METER_MOD_FAILED, ofproto_v1_3.OFPMMFC_METER_EXISTS),
                                     (ofproto_v1_3.OFPET_GROUP_MOD_FAILED, ofproto_v1_3.OFPGMFC_GROUP_EXISTS)):
             return
-        self.guard.warn(f"error:{msg.type}:{msg.code}", f"OpenFlow error from {msg.datapath.address[0]}: "
-                                                        f"type {msg.type} code {msg.code}", time.time())
+        found = next(((b, v) for (d, b), v in self._bundles.items()
+                      if d == msg.datapath.id and v[1] <= msg.xid <= v[2]), None)
+        hv = self._hv_of(msg.datapath.id)
+        self.guard.warn(f"error:{msg.type}:{msg.code}", "OpenFlow {}: error type {} code {}{}".format(
+            hv.name if hv else f"{msg.datapath.id:016x}", msg.type, msg.code,
+            f" in bundle {found[0]}" if found else ""), time.time(), logging.ERROR)
+        if hv is not None and found:
+            del self._bundles[(msg.datapath.id, found[0])]
+            self._reread(hv, f"bundle {found[0]} refused")
+            self._converge()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _disconnected(self, ev):
         dp = ev.datapath
-        if dp.address is None or self.datapaths.get(dp.address[0]) is not dp:
+        if dp.id is None or self.datapaths.get(dp.id) is not dp:
             return
-        address = dp.address[0]
-        LOG.warning("OpenFlow: %s disconnected", address)
-        del self.datapaths[address]
-        self.installed.pop(address, None)
-        self.flows.pop(address, None)
-        hv = self._hv_at(address)
+        LOG.warning("OpenFlow: %016x disconnected", dp.id)
+        del self.datapaths[dp.id]
+        self.links.pop(dp.id).close()
+        self._read.pop(dp.id, None)
+        hv = self._hv_of(dp.id)
         if hv:
             hv.dpid = None
-        self._write_state()
+            self._send(self.conv.forget(hv.name))
+        self._converge()
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
         dp = msg.datapath
-        hv = self._hv_at(dp.address[0])
-        in_port = msg.match.get("in_port")
-        if msg.table_id in (Table.L2_LOOKUP, Table.IN_TRANSIT):
-            self._hold(dp, msg)
-            return
-        port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
-        if port is None:
-            self.guard.warn("packet-in-unknown-port", f"packet-in from {dp.address[0]} port {in_port}: "
-                                                      "not a known VM port, ignored", time.time(), logging.INFO)
-            return
-        if not self.guard.admit(hv.name, in_port, time.time()):
-            return
-        try:
-            if msg.reason == ofproto_v1_3.OFPR_INVALID_TTL:
-                self._icmp_error(dp, port, msg.data, icmp.TIME_EXCEEDED)
-            elif msg.table_id == Table.L3_ROUTING:
-                self._icmp_error(dp, port, msg.data, icmp.NET_UNREACHABLE)
-            elif msg.table_id == Table.L3_MTU:
-                self._too_big(dp, port, msg)
-            elif msg.table_id == Table.L3_ARP_RESOLVE:
-                self._resolve(dp, port, msg)
-            else:
-                self._arp(dp, hv, port, msg)
-        except arp_logic.MalformedPacket as e:
-            LOG.warning("packet-in from %s port %s: %s: ignored", hv.name, port.port, e)
-
-    def _arp(self, dp, hv, port, msg):
-        eth, req = arp_logic.parse_arp(msg.data)
-        decision = arp_logic.decide(self.net, port, eth, req, time.time())
-        LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
-        if decision.refused:
-            self.guard.warn(f"arp-refused:{port.lport}", decision.why, time.time())
-        if decision.reply:
-            dp.send_msg(openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
-        elif decision.forward:
-            table = Table.FLOOD if decision.forward == "flood" else Table.L2_LOOKUP
-            dp.send_msg(openflow.packet_out(dp, port.ofport, msg.data, [
-                openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
-        if decision.learned:
-            self._converge()
-
-    def _hold(self, dp, msg):
-        """A frame for a port in transit, at its old hypervisor: held until the port lands."""
-        mac = ":".join(f"{b:02x}" for b in msg.data[:6])
-        held = self.held.setdefault(mac, [])
-        if len(held) < HELD_PER_PORT:      # (its port may have gone a moment before the controller heard)
-            held.append((time.time(), dp, msg.data))
-        if any(m.mac == mac and m.new for m in self.net.moves) and not self.landing:
-            self._release_moved()          # it has landed already: on at once
+        hv = self._hv_of(dp.id)
+        if hv is not None and hv.name not in self.owned:
+            return                   # another controller's (a slave gets none; an equal might)
+        self.punts.packet_in(hv, msg)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
-        """A port's link came up or went down (a moved VM's new port is ready when it is up)."""
-        desc, address = ev.msg.desc, ev.msg.datapath.address[0]
-        self.link_up[(address, desc.port_no)] = ev.msg.reason != ev.msg.datapath.ofproto.OFPPR_DELETE \
-            and not desc.state & ev.msg.datapath.ofproto.OFPPS_LINK_DOWN
-        if self.link_up[(address, desc.port_no)] and self.held and not self.landing:
-            self._release_moved()
+        self.punts.port_status(ev.msg)
 
-    def _ready(self, m) -> bool:
-        """A landed port's new place can take its frames: flows confirmed, link up."""
-        hv = self.net.hypervisors.get(m.new)
-        a = next((a for a in hv.attachments.values() if a.lport == m.lport), None) if hv else None
-        settled = time.time() - m.since     # a port OVS calls live takes a moment more to deliver
-        return a is not None and settled > LINK_GRACE and (self.link_up.get((hv.address, a.ofport), False)
-                                                           or settled > 2 * LINK_GRACE)
-
-    @set_ev_cls(EventReleaseHeld)
-    def _release_held(self, ev):
-        if not self.landing:
-            self._release_moved()
-
-    def _release_moved(self, anyway: bool = False):
-        """Frames held for ports that have landed: on from their old hypervisor, whose flows
-        now forward to the new place (sent after those flows, on the same connection)."""
-        for m in self.net.moves:
-            if m.new and m.mac in self.held and (anyway or self._ready(m)):
-                for _, dp, data in self.held.pop(m.mac):
-                    dp.send_msg(openflow.packet_out(dp, dp.ofproto.OFPP_CONTROLLER, data, [
-                        openflow.SetField("tunnel_id", m.vni), openflow.SetField(REG_FROM_TUNNEL, 0),
-                        openflow.Resubmit(Table.L2_LOOKUP)]))
-
-    def _too_big(self, dp, port, msg):
-        """A routed packet larger than the logical MTU: ICMP fragmentation needed if it says
-        don't fragment; else its fragments go on where it was going (ARP resolve)."""
-        if icmp.dont_fragment(msg.data):
-            self._icmp_error(dp, port, msg.data, icmp.FRAG_NEEDED, mtu=LOGICAL_MTU)
-            return
-        vni, hop = msg.match.get("tunnel_id"), msg.match.get(REG_NEXT_HOP)
-        for frame in icmp.fragment(msg.data, LOGICAL_MTU):
-            dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [
-                openflow.SetField("tunnel_id", vni), openflow.SetField(REG_NEXT_HOP, hop),
-                openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
-
-    def _icmp_error(self, dp, port, data, kind, mtu=0):
-        gateway = self.net.lif_ip(port.vni)
-        if gateway is None:
-            return
-        frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac, mtu)
-        self.guard.warn(f"icmp:{kind}", f"{port.lport}: ICMP {kind[0]}/{kind[1]} to {port.lport} from router "
-                                        f"{gateway}", time.time(), logging.INFO)
-        dp.send_msg(openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
-
-    def _resolve(self, dp, port, msg):
-        """A routed packet whose next hop has no binding: hold it, ARP from the router's LIF
-        on that switch (on a hypervisor that hosts it), and route it once the answer is
-        learned; host unreachable if nothing answers in time."""
-        vni, hop = msg.match.get("tunnel_id"), msg.match.get(REG_NEXT_HOP)
-        if vni is None or hop is None:
-            return
-        key = (vni, str(ipaddress.IPv4Address(hop)))
-        held = self.pending.setdefault(key, [])
-        held.append((dp, port, msg.data))
-        if len(held) > 1:
-            return
-        host = next(iter(self.net.vtep_table(vni)), None)
-        sender = self.datapaths.get(host.address) if host else None
-        lif = self.net.lif_ip(vni)
-        if sender and lif:
-            self.guard.warn("router-who-has", f"router: who has {key[1]} on VNI {vni}? (asked from {host.name})",
-                            time.time(), logging.INFO)
-            request = arp_logic.arp_request(self.net.intent.vmac, lif, key[1])
-            sender.send_msg(openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
-                openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
-                openflow.Resubmit(Table.FLOOD)]))
+    def resolve_later(self, key):
         hub.spawn_after(RESOLVE_TIMEOUT, lambda: self.send_event(self.name, EventResolveTimeout(key)))
 
     @set_ev_cls(EventResolveTimeout)
     def _resolve_timeout(self, ev):
-        held = self.pending.pop(ev.key, [])
-        if held:
-            self.guard.warn("router-no-answer", f"router: {ev.key[1]} on VNI {ev.key[0]} did not answer",
-                            time.time(), logging.INFO)
-        for dp, port, data in held:
-            self._icmp_error(dp, port, data, icmp.HOST_UNREACHABLE)
+        self.punts.resolve_timeout(ev.key)
 
-    def _release_resolved(self):
-        for key in [k for k in self.pending if k[1] in self.net.bindings.get(k[0], {})]:
-            for dp, port, data in self.pending.pop(key):
-                dp.send_msg(openflow.packet_out(dp, port.ofport, data, [
-                    openflow.SetField("tunnel_id", key[0]),
-                    openflow.SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(key[1]))),
-                    openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
+    @set_ev_cls(EventReleaseHeld)
+    def _release_held(self, ev=None):
+        """Frames held for a moved port: on once its new place is made (punts.py); a link
+        that has not said it is up yet, a moment later."""
+        if self.punts.release_moved():
+            for wait in (LINK_GRACE, 2 * LINK_GRACE):
+                hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
 
     # --- OVSDB ------------------------------------------------------------------------------
-    def _connect_ovsdb(self, address):
-        try:
-            self.dbs[address].connect()
-        except ConnectionError as e:
-            LOG.error("%s", e)
-            self.dbs.pop(address, None)
-            return
-        LOG.info("OVSDB: connected to %s", self.dbs[address].target)
-        self._ovsdb_changed(address)
-
-    def _ovsdb_changed(self, address):
-        """Called from ovsdbapp's thread: coalesce into one event for the app's thread."""
-        with self._lock:
-            if address in self._dirty:
-                return
-            self._dirty.add(address)
-        self.send_event(self.name, EventOvsdbChanged(address))
+    @set_ev_cls(EventOvsdbFailed)
+    def _on_ovsdb_failed(self, ev):
+        LOG.error("%s", ev.error)
+        self.dbs.pop(ev.address, None)          # the next OpenFlow connection tries again
+        self.workers.pop(ev.address, None)
 
     @set_ev_cls(EventOvsdbChanged)
     def _on_ovsdb(self, ev):
-        with self._lock:
-            self._dirty.discard(ev.address)
-        db = self.dbs.get(ev.address)
-        if db is None or db.api is None:
+        db, snap = self.dbs.get(ev.address), ev.snap
+        if db is None:
             return
-        snap = db.snapshot()
         if not snap.system_id:
             LOG.warning("OVSDB %s: Open_vSwitch external_ids:system-id is not set: ignored", ev.address)
             return
         hv = self.net.hypervisors.get(snap.system_id)
         if hv is None:
-            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address)
+            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
             LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
-        dp = self.datapaths.get(ev.address)
-        hv.dpid = dp.id if dp else None
+        if self.dpid_of.get(hv.name) != snap.dpid:
+            self.hv_by_dpid.pop(self.dpid_of.get(hv.name), None)
+            self.dpid_of[hv.name] = snap.dpid
+            self.hv_by_dpid[snap.dpid] = hv.name
+        if snap.dpid in self._read:
+            cookies = self._read.pop(snap.dpid)
+            if hv.name in self.owned:
+                self.conv.read(hv.name, cookies)
+        self._role(hv)
+        hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
+        self._tunnel_check.add(hv.name)
         interfaces, tunnels, state = {}, {}, {}
         for iface in snap.interfaces:
             remote = iface.external_ids.get(REMOTE_KEY)
@@ -583,9 +623,9 @@ class PacketwalkController(app_manager.OSKenApp):
                     tunnels[remote] = iface.ofport
             elif iface.external_ids.get(IFACE_ID):
                 interfaces[iface.name] = (iface.ofport, iface.external_ids[IFACE_ID])
-        before = locations(self.net)
+        before = mobility.locations(self.net)
         self.net.set_interfaces(hv, interfaces, time.time())
-        if self.net.moves.observe(before, locations(self.net), time.time()):
+        if self.net.moves.observe(before, mobility.locations(self.net), time.time()):
             LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
         hv.tunnels, hv.tunnel_state = tunnels, state
         self._log_unbound(hv)
@@ -597,6 +637,43 @@ class PacketwalkController(app_manager.OSKenApp):
                 LOG.warning("%s: interface %s names logical port %r, which intent does not have: not attached "
                             "(until that port is created)", hv.name, name, iface_id)
                 self._unbound[(hv.name, name)] = iface_id
+
+    def _tunnels_done(self, hv: str, error) -> None:
+        """Called from a worker's thread: an event for the app's."""
+        self.send_event(self.name, EventTunnelsDone(hv, error))
+
+    @set_ev_cls(EventTunnelsDone)
+    def _on_tunnels_done(self, ev):
+        if ev.error is not None:
+            LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor, ev.error)
+            self.conv.tunnels_failed(ev.hypervisor)
+
+    # --- liveness ---------------------------------------------------------------------------
+    def _liveness_ticker(self):
+        while True:
+            hub.sleep(LIVENESS_TICK)
+            self.send_event(self.name, EventLiveness())
+
+    @set_ev_cls(EventLiveness)
+    def _liveness(self, ev):
+        """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
+        unanswered (os-ken then drops the connection): either way the hypervisor is down."""
+        changed, self.realized_now = False, self.conv.dispatch.realized
+        for hv in self.net.hypervisors.values():
+            db = self.dbs.get(hv.address)
+            connected = bool(db and db.connected)
+            if connected != hv.ovsdb_connected:
+                LOG.warning("OVSDB: %s %s", hv.name, "back" if connected else "lost")
+                hv.ovsdb_connected, changed = connected, True
+                if connected:
+                    self.workers[hv.address].read()
+        if changed:
+            self._converge()
+        elif self._publish_due:
+            self._publish()
+
+    def _alive(self, hv: Hypervisor) -> bool:
+        return hv.ovsdb_connected and self.dpid_of.get(hv.name) in self.datapaths
 
     # --- wanted state -----------------------------------------------------------------------
     @set_ev_cls(EventSyncTimeout)
@@ -617,17 +694,30 @@ class PacketwalkController(app_manager.OSKenApp):
         named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
         named |= set(self.net.hypervisors)
         ready = {h.name for h in self.net.hypervisors.values()
-                 if h.ovsdb_connected and h.address in self.installed}
+                 if h.ovsdb_connected and (h.name not in self.owned or h.name in self.conv.rec.switches
+                                           or h.name in self.conv.reads)}
         return named - ready
 
     def _converge(self):
-        """Bring every hypervisor to the wanted state by difference: tunnel ports, then flows.
+        """Bring every hypervisor to the wanted state by difference: the engine recomputes
+        what the changes touch, the reconciler turns that into plans, the dispatch sends
+        them (tunnel ports go to each hypervisor's OVSDB worker).
 
         A (re)started controller first waits until it has read every hypervisor the data
         plane names: deciding on half a picture would tear down tunnels and flows that are
         carrying traffic. Nothing at all is decided before intent is read from the database."""
         if not self.intent_read:
             return
+        for hv in self.net.hypervisors.values():
+            alive = self._alive(hv)
+            if alive == hv.up:
+                continue
+            LOG.warning("hypervisor %s: %s", hv.name, "up" if alive else "DOWN")
+            self.net.set_up(hv, alive)
+            if alive:                # back: what its br-int holds now is read, then the difference
+                self._reread(hv, "up again")
+            else:
+                self._send(self.conv.forget(hv.name))
         if not self.synced:
             if self._unsynced() or not self.net.hypervisors:
                 self._write_state()
@@ -635,78 +725,101 @@ class PacketwalkController(app_manager.OSKenApp):
             LOG.info("sync: every hypervisor read; converging")
             self.synced = True
             self._learned_ports_not_back()
-        first = self.net.moves.arrived_at()       # a moved port's new place before everyone else
-        for hv in sorted(self.net.hypervisors.values(), key=lambda h: h.name not in first):
-            if self.landing and hv.name not in first:
-                continue          # make before break: the others once the new place has confirmed
-            try:
-                self._converge_tunnels(hv)
-            except Exception as e:     # one hypervisor's OVSDB trouble must not stop the others
-                LOG.error("%s: tunnel ports not changed (retried on the next change): %s", hv.name, e)
-            dp = self.datapaths.get(hv.address)
-            if dp is None or hv.address not in self.installed:
-                continue
-            meters_add, meters_delete = self.guard.changes("meter", hv.address, security.meters(hv))
-            groups_add, groups_delete = self.guard.changes("group", hv.address, mobility.groups(hv))
-            for meter_id, (rate, burst) in sorted(meters_add.items()):      # before the flows that use them
-                dp.send_msg(openflow.meter_add(dp, meter_id, rate, burst))
-            for group_id, ofport in sorted(groups_add.items()):
-                dp.send_msg(openflow.failover_group_add(dp, group_id, ofport, Table.IN_TRANSIT))
-            self.guard.mark_sent("meter", hv.address, meters_add, ())
-            self.guard.mark_sent("group", hv.address, groups_add, ())
-            wanted = {f.cookie: f for f in hypervisor_flows(self.net, hv)}
-            d = diff(list(wanted.values()), self.installed[hv.address])
-            self.flows[hv.address] = wanted
-            if not d:
-                continue
-            for flow in d.add:
-                dp.send_msg(openflow.flow_add(dp, flow))
-            for cookie in d.delete:
-                dp.send_msg(openflow.flow_delete(dp, cookie))
-            for group_id in sorted(groups_delete):                              # after the flows that used them
-                dp.send_msg(openflow.group_delete(dp, group_id))
-            for meter_id in sorted(meters_delete):
-                dp.send_msg(openflow.meter_delete(dp, meter_id))
-            self.guard.mark_sent("group", hv.address, (), groups_delete)
-            self.guard.mark_sent("meter", hv.address, (), meters_delete)
-            barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
-            dp.set_xid(barrier)
-            dp.send_msg(barrier)
-            if hv.name in first:
-                self.landing[barrier.xid] = time.time()
-            self.installed[hv.address] = (self.installed[hv.address] - set(d.delete)) | {f.cookie for f in d.add}
-            self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(d.add) + len(d.delete)
-            LOG.info("%s: +%d -%d flows", hv.name, len(d.add), len(d.delete))
-        self._release_resolved()
-        if not self.landing:
-            self._release_moved()
-            if self.held:          # a new port whose link has not said it is up: a moment later
-                for wait in (LINK_GRACE, 2 * LINK_GRACE):
-                    hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
-        self._report()
-        self._write_state()
+        self._act(self.conv.converge(self._tunnel_check))
+        self._tunnel_check.clear()
+        self.punts.release_resolved()
+        self._release_held()
+        self._publish()
 
-    def _converge_tunnels(self, hv):
-        db = self.dbs.get(hv.address)
-        if not (db and db.api):
-            return
-        wanted = self.net.wanted_tunnels(hv)
-        if set(wanted) != set(hv.tunnel_state):
-            present = {i.name: i for i in db.snapshot().interfaces if i.external_ids.get(REMOTE_KEY)}
-            LOG.info("%s: tunnels to %s", hv.name, ", ".join(sorted(wanted)) or "none")
-            db.set_tunnels(wanted, present)
+    def _publish(self, force: bool = False) -> None:
+        """The state file and the database's reports (both O(network)): at once if the last
+        were written more than PUBLISH_INTERVAL ago, else on the next liveness tick."""
+        self.realized_now = self.conv.dispatch.realized
+        if force or time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
+            self._published_at, self._publish_due = time.monotonic(), False
+            self._report()
+            self._write_state()
+        else:
+            self._publish_due = True
 
-    def _hv_at(self, address) -> Hypervisor | None:
-        return next((h for h in self.net.hypervisors.values() if h.address == address), None)
+    def _act(self, actions: Actions) -> None:
+        """Do what the convergence says: tunnel ports to the OVSDB workers, bundles to the links."""
+        self.punts.plans_started(actions.plans)
+        for plan in actions.plans:
+            LOG.info("plan %d: %s", plan.seq, "; ".join(
+                ", ".join(f"{u.hypervisor} +{len(u.add)} -{len(u.delete)}" for u in stage) for stage in plan.stages))
+        for update in actions.tunnels:
+            LOG.info("%s: tunnels to %s", update.hypervisor, ", ".join(sorted(update.wanted)) or "none")
+            self.workers[self.net.hypervisors[update.hypervisor].address].tunnels(update.hypervisor, update)
+        self._send(actions.sends)
+
+    def _send(self, sends):
+        """Each send as one bundle on its hypervisor's link; a hypervisor that is gone is
+        not waited for."""
+        sends = list(sends)
+        while sends:
+            s = sends.pop(0)
+            hv = self.net.hypervisors.get(s.hypervisor)
+            dp = self._dp(hv) if hv else None
+            if dp is None:
+                sends += self.conv.dispatch.fail(s.hypervisor)
+                continue
+            self._meters_and_groups(hv, dp, add=True)
+            msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
+            for m in msgs:
+                dp.set_xid(m)
+            self._bundles[(dp.id, s.bundle_id)] = (hv.name, msgs[0].xid, msgs[-1].xid)
+            self.links[dp.id].send(msgs)
+            self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
+
+    def _meters_and_groups(self, hv, dp, add: bool) -> None:
+        """Meters (security.py) and failover groups (mobility.py): those wanted go in before
+        the bundles whose flows use them; those no longer wanted go once no plan is in
+        flight (deleting one deletes the flows that use it)."""
+        for kind, wanted, make, drop in (
+                ("meter", security.meters(hv), lambda i, v: openflow.meter_add(dp, i, *v), openflow.meter_delete),
+                ("group", mobility.groups(hv), lambda i, v: openflow.failover_group_add(dp, i, v, Table.IN_TRANSIT),
+                 openflow.group_delete)):
+            new, old = self.guard.changes(kind, dp.id, wanted)
+            if add and new:
+                self._out(dp, [make(i, v) for i, v in sorted(new.items())])
+                self.guard.mark_sent(kind, dp.id, new, ())
+            elif not add and old:
+                self._out(dp, [drop(dp, i) for i in sorted(old)])
+                self.guard.mark_sent(kind, dp.id, (), old)
+
+    def _tidy(self, hv) -> None:
+        """No plan in flight: meters and groups nothing uses any more, on hv."""
+        dp = self._dp(hv)
+        if dp is not None and hv.name in self.owned and not self.conv.rec.pending():
+            self._meters_and_groups(hv, dp, add=False)
+
+    def _out(self, dp, msg) -> None:
+        """A packet-out, through the hypervisor's send queue (never blocking this thread)."""
+        link = self.links.get(dp.id)
+        if link is not None:
+            link.send(msg if isinstance(msg, list) else [msg])
+
+    def _dp(self, hv: Hypervisor):
+        return self.datapaths.get(self.dpid_of.get(hv.name))
+
+    def _hv_of(self, dpid) -> Hypervisor | None:
+        """The hypervisor whose br-int has this datapath ID (known by system-id, not address)."""
+        name = self.hv_by_dpid.get(dpid)
+        return self.net.hypervisors.get(name) if name else None
 
     def _write_state(self):
         if not CONF.state_file:
             return
         tmp = CONF.state_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({**state_dict(self.net, self.flow_mods, self.installed),
+            installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
+            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
+                       "controller": CONF.controller_name, "owned": sorted(self.owned),
+                       "owners": {h: self.members.owner(h) for h in self.net.hypervisors},
                        "port_security": self.guard.counters(),
-                       "packet_ins_refused": self.guard.refused_packet_ins()}, f, indent=1, sort_keys=True)
+                       "packet_ins_refused": self.guard.refused_packet_ins()},
+                      f, indent=1, sort_keys=True)
         os.replace(tmp, CONF.state_file)
 
 
@@ -715,11 +828,11 @@ def state_dict(net: Network, flow_mods: dict, installed: dict) -> dict:
     return {
         "hypervisors": {h.name: {
             "address": h.address, "vtep_ip": h.vtep_ip, "dpid": h.dpid,
-            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected,
+            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected, "up": h.up,
             "attachments": {a.port: {"vm": a.lport, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
                             for a in h.attachments.values()},
             "tunnels": {r: {"ofport": h.tunnels.get(r), "bfd": s} for r, s in h.tunnel_state.items()},
-            "flows": len(installed.get(h.address, ())), "flow_mods": flow_mods.get(h.name, 0),
+            "flows": installed.get(h.name, 0), "flow_mods": flow_mods.get(h.name, 0),
         } for h in net.hypervisors.values()},
         "vteps": {str(vni): [h.name for h in net.vtep_table(vni)] for vni in net.switches},
         "arp_table": {str(vni): {ip: {"mac": b.mac, "source": b.source} for ip, b in t.items()}

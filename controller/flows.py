@@ -12,6 +12,7 @@ to a hypervisor knows from the cookie alone whether an installed flow is still r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 
 from controller.tables import Table
@@ -35,6 +36,14 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=3).digest(), "big")
 
 
+@functools.lru_cache(maxsize=65536)
+def interned(fn):
+    """Flows are immutable: a constructor called again with the same arguments (the same
+    ARP responder on 200 hypervisors) returns the same Flow, cookie already computed."""
+    return functools.lru_cache(maxsize=1 << 17)(fn)
+
+
+@functools.lru_cache(maxsize=65536)
 def owner_cookie(owner: str) -> int:
     """The cookie bits that every flow of `owner` shares (match with COOKIE_APP|OWNER mask)."""
     return COOKIE_APP | _digest(owner) << 24
@@ -155,8 +164,10 @@ class Flow:
     def ofctl_actions(self) -> str:
         return ",".join(a.ofctl() for a in self.actions) or "drop"
 
-    @property
+    @functools.cached_property
     def cookie(self) -> int:
+        """Computed once per flow (a frozen dataclass keeps it in its __dict__, outside
+        equality and hashing)."""
         return owner_cookie(self.owner) | _digest(f"{self.key}|{self.ofctl_actions()}")
 
     def ofctl(self) -> str:

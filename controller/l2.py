@@ -5,7 +5,7 @@ so reading this file reads like the pipeline (see controller/tables.py).
 """
 from __future__ import annotations
 
-from controller.flows import BROADCAST, ETH_ARP, Flow, Goto, Move, Output, SetField
+from controller.flows import BROADCAST, ETH_ARP, Flow, Goto, Move, Output, SetField, interned
 from controller.model import Attachment, Hypervisor, Network
 from controller.tables import REG_FROM_TUNNEL, Table
 
@@ -27,12 +27,14 @@ def pipeline_defaults() -> list[Flow]:
     ]
 
 
+@interned
 def vm_port_ingress(a: Attachment) -> Flow:
     """A VM's port belongs to its logical switch: tag the packet with the VNI; then port security."""
     return Flow.of(Table.CLASSIFY, 100, {"in_port": a.ofport},
                    [SetField("tunnel_id", a.vni), Goto(Table.PORT_SECURITY)], f"port:{a.lport}")
 
 
+@interned
 def tunnel_ingress(remote: str, ofport: int) -> Flow:
     """From a VTEP: the VNI came on the wire; switched and routed already at the first hop."""
     return Flow.of(Table.CLASSIFY, 100, {"in_port": ofport},
@@ -50,6 +52,7 @@ def arp_snoop_known(a: Attachment, ip: str) -> list[Flow]:
     ]
 
 
+@interned
 def arp_responder(vni: int, ip: str, mac: str, owner: str) -> Flow:
     """ARP suppression: answer a broadcast request for `ip` with `mac`, back out of the
     port it came from (Neutron's install_arp_responder)."""
@@ -62,6 +65,7 @@ def arp_responder(vni: int, ip: str, mac: str, owner: str) -> Flow:
         owner)
 
 
+@interned
 def arp_ask_controller(vni: int) -> Flow:
     """A broadcast request for an IP the flows don't know: ask the controller, like NSX."""
     return Flow.of(Table.ARP_RESPONDER, 50,
@@ -69,11 +73,13 @@ def arp_ask_controller(vni: int) -> Flow:
                    [Output("controller")], f"ls:{vni}")
 
 
+@interned
 def unicast_local(vni: int, mac: str, a: Attachment) -> Flow:
     return Flow.of(Table.L2_LOOKUP, 100, {"tunnel_id": vni, "eth_dst": mac},
                    [Output(a.ofport)], f"port:{a.lport}")
 
 
+@interned
 def unicast_to_tunnel(vni: int, mac: str, lport: str, tunnel_ofport: int) -> Flow:
     """Known unicast to a remote VM: the tunnel to its VTEP, key = VNI (already in tunnel_id).
     Never back into a tunnel what came from one."""
@@ -94,31 +100,72 @@ def flood(vni: int, local_ports: list[int], tunnel_ports: list[int]) -> list[Flo
     ]
 
 
+# --- by scope: what one hypervisor needs for one thing (pipeline.py lists the scopes) ------
+
+def port_flows(net: Network, hv: Hypervisor, port: str) -> list[Flow]:
+    """A local VM port: onto its switch, and its known bindings past the controller."""
+    a = hv.attachments.get(port)
+    if a is None:
+        return []
+    flows = [vm_port_ingress(a)]
+    for ip in sorted(net.ips_of(a.vni, a.lport)):
+        flows += arp_snoop_known(a, ip)
+    return flows
+
+
+def tunnel_flows(hv: Hypervisor, remote: str) -> list[Flow]:
+    ofport = hv.tunnels.get(remote)
+    return [tunnel_ingress(remote, ofport)] if ofport is not None else []
+
+
+def mac_flows(net: Network, hv: Hypervisor, routed: set[int], vni: int, mac: str) -> list[Flow]:
+    """Known unicast to `mac` on `vni`, wherever `hv`'s VMs can send on that VNI (their own
+    switches and, routed, the switches a router joins to them)."""
+    found = net.attachment_of(vni, mac) if vni in routed else None
+    if found is None:
+        return []
+    where, a = found
+    if where is hv:
+        return [unicast_local(vni, mac, a)]
+    if where.name in hv.tunnels:
+        return [unicast_to_tunnel(vni, mac, a.lport, hv.tunnels[where.name])]
+    return []
+
+
+def switch_flows(net: Network, hv: Hypervisor, vni: int) -> list[Flow]:
+    """A logical switch with local ports: ARP misses to the controller (ARP suppression
+    on; off, ARP floods like any broadcast: flood and learn), and flooding."""
+    ports = [a.ofport for a in hv.attachments.values() if a.vni == vni]
+    if not ports:
+        return []
+    tunnels = [hv.tunnels[o] for o in net.hosts(vni) if o != hv.name and o in hv.tunnels]
+    ask = [arp_ask_controller(vni)] if net.intent.arp_suppression else []
+    return ask + flood(vni, ports, tunnels)
+
+
+def binding_responder(net: Network, local: set[int], vni: int, ip: str) -> list[Flow]:
+    """ARP suppression off: ARP floods like any broadcast (flood and learn), but only the
+    router can answer for its LIFs."""
+    b = net.bindings.get(vni, {}).get(ip)
+    if b is None or vni not in local or not (net.intent.arp_suppression or b.source == "lif"):
+        return []
+    return [arp_responder(vni, ip, b.mac, f"binding:{vni}/{ip}")]
+
+
 def l2_flows(net: Network, hv: Hypervisor) -> list[Flow]:
     """Every logical-switching flow `hv` needs, given what the controller knows."""
-    flows = pipeline_defaults()
-    for a in hv.attachments.values():
-        flows.append(vm_port_ingress(a))
-        for b in net.bindings.get(a.vni, {}).values():
-            if b.port == a.lport:
-                flows += arp_snoop_known(a, b.ip)
-    for remote, ofport in hv.tunnels.items():
-        flows.append(tunnel_ingress(remote, ofport))
     local = hv.vnis()
-    for vni in sorted(net.routed_vnis(local)):     # routed packets leave on the destination VNI
-        for mac, (where, a) in sorted(net.mac_table(vni).items()):
-            if where is hv:
-                flows.append(unicast_local(vni, mac, a))
-            elif where.name in hv.tunnels:
-                flows.append(unicast_to_tunnel(vni, mac, a.lport, hv.tunnels[where.name]))
+    routed = net.routed_vnis(local)
+    flows = pipeline_defaults()
+    for port in hv.attachments:
+        flows += port_flows(net, hv, port)
+    for remote in hv.tunnels:
+        flows += tunnel_flows(hv, remote)
+    for vni in sorted(routed):     # routed packets leave on the destination VNI
+        for mac in sorted(net.mac_table(vni)):
+            flows += mac_flows(net, hv, routed, vni, mac)
     for vni in sorted(local):
-        if net.intent.arp_suppression:        # off: ARP floods like any broadcast (flood and learn) ...
-            flows.append(arp_ask_controller(vni))
-        for b in net.bindings[vni].values():  # ... but only the router can answer for its LIFs
-            if net.intent.arp_suppression or b.source == "lif":
-                flows.append(arp_responder(vni, b.ip, b.mac, f"binding:{vni}/{b.ip}"))
-        tunnels = [hv.tunnels[o.name] for o in net.vtep_table(vni)
-                   if o is not hv and o.name in hv.tunnels]
-        ports = [a.ofport for a in hv.attachments.values() if a.vni == vni]
-        flows += flood(vni, ports, tunnels)
+        flows += switch_flows(net, hv, vni)
+        for ip in net.bindings[vni]:
+            flows += binding_responder(net, local, vni, ip)
     return flows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from controller.flows import ETH_IP, CheckPktLarger, DecTtl, Flow, Goto, Move, Output, SetField
+from controller.flows import ETH_IP, CheckPktLarger, DecTtl, Flow, Goto, Move, Output, SetField, interned
 from controller.model import Hypervisor, Network
 from controller.tables import REG_NEXT_HOP, REG_TOO_BIG, Table
 
@@ -20,6 +20,7 @@ LOGICAL_MTU = 1450   # VXLAN (50 bytes) over a 1500-byte underlay: the largest I
 MAX_FRAME = LOGICAL_MTU + 14    # ... as an untagged Ethernet frame (what check_pkt_larger measures)
 
 
+@interned
 def lif_echo_reply(vni: int, lif_ip: str, vmac: str, owner: str) -> Flow:
     """A ping to a router IP is answered by the local hypervisor."""
     return Flow.of(Table.L3_INPUT, 100,
@@ -39,6 +40,7 @@ def to_router(vni: int, vmac: str, owner: str) -> list[Flow]:
     ]
 
 
+@interned
 def route(src_vni: int, prefix: ipaddress.IPv4Network, dst_vni: int, vmac: str, owner: str,
           next_hop: str | None = None) -> Flow:
     """Longest prefix match from one LIF's switch. A connected route's next hop is the
@@ -65,45 +67,63 @@ def mtu_defaults() -> list[Flow]:
     ]
 
 
+@interned
 def arp_resolve(vni: int, ip: str, mac: str, owner: str) -> Flow:
     return Flow.of(Table.L3_ARP_RESOLVE, 100, {"tunnel_id": vni, REG_NEXT_HOP: int(ipaddress.IPv4Address(ip))},
                    [SetField("eth_dst", mac), Goto(Table.L2_LOOKUP)], owner)
 
 
+@interned
 def resolve_miss(vni: int, owner: str) -> Flow:
     """Next hop with no binding: the controller ARPs for it from the LIF (or answers
     host unreachable)."""
     return Flow.of(Table.L3_ARP_RESOLVE, 1, {"tunnel_id": vni}, [Output("controller")], owner)
 
 
+@interned
 def no_route(vni: int, owner: str) -> Flow:
     return Flow.of(Table.L3_ROUTING, 1, {"tunnel_id": vni}, [Output("controller")], owner)
 
 
+def router_flows(net: Network, local: set[int], r) -> list[Flow]:
+    """Router `r` on a hypervisor whose VMs are on the switches in `local`: its LIFs where
+    those VMs are, routes from there, and next-hop misses on every switch it joins."""
+    vmac, intent = net.intent.vmac, net.intent
+    owner = f"lr:{r.name}"
+    lifs = [(intent.switch(i.switch).vni, i) for i in r.interfaces]
+    flows = []
+    for src_vni, _ in lifs:
+        if src_vni not in local:
+            continue
+        flows += to_router(src_vni, vmac, owner)
+        flows.append(no_route(src_vni, owner))
+        for dst_vni, lif in lifs:
+            flows.append(lif_echo_reply(src_vni, str(lif.ip), vmac, f"lif:{r.name}/{lif.switch}"))
+            subnet = intent.switch(lif.switch).subnet
+            flows.append(route(src_vni, subnet, dst_vni, vmac, f"lif:{r.name}/{lif.switch}"))
+        for rt in r.routes:
+            via = next(v for v, lif in lifs if rt.next_hop in intent.switch(lif.switch).subnet)
+            flows.append(route(src_vni, rt.prefix, via, vmac, f"route:{r.name}/{rt.prefix}",
+                               next_hop=str(rt.next_hop)))
+    if any(v in local for v, _ in lifs):
+        flows += [resolve_miss(dst_vni, owner) for dst_vni, _ in lifs]
+    return flows
+
+
+def binding_resolve(net: Network, local: set[int], vni: int, ip: str) -> list[Flow]:
+    """A binding as a next hop, on a hypervisor where a router joins `vni` to local VMs."""
+    b = net.bindings.get(vni, {}).get(ip)
+    if b is None or b.source == "lif" or net.lif_ip(vni) is None or not (net.joined(vni) & local):
+        return []
+    return [arp_resolve(vni, ip, b.mac, f"binding:{vni}/{ip}")]
+
+
 def l3_flows(net: Network, hv: Hypervisor) -> list[Flow]:
-    vmac = net.intent.vmac
     local = hv.vnis()
     flows = mtu_defaults()
     for r in net.intent.routers:
-        owner = f"lr:{r.name}"
-        lifs = [(net.intent.switch(i.switch).vni, i) for i in r.interfaces]
-        for src_vni, _ in lifs:
-            if src_vni not in local:
-                continue
-            flows += to_router(src_vni, vmac, owner)
-            flows.append(no_route(src_vni, owner))
-            for dst_vni, lif in lifs:
-                flows.append(lif_echo_reply(src_vni, str(lif.ip), vmac, f"lif:{r.name}/{lif.switch}"))
-                subnet = net.intent.switch(lif.switch).subnet
-                flows.append(route(src_vni, subnet, dst_vni, vmac, f"lif:{r.name}/{lif.switch}"))
-            for rt in r.routes:
-                via = next(v for v, lif in lifs if rt.next_hop in net.intent.switch(lif.switch).subnet)
-                flows.append(route(src_vni, rt.prefix, via, vmac, f"route:{r.name}/{rt.prefix}",
-                                   next_hop=str(rt.next_hop)))
-        if any(v in local for v, _ in lifs):
-            for dst_vni, _ in lifs:
-                flows.append(resolve_miss(dst_vni, owner))
-                for b in net.bindings[dst_vni].values():
-                    if b.source != "lif":
-                        flows.append(arp_resolve(dst_vni, b.ip, b.mac, f"binding:{dst_vni}/{b.ip}"))
+        flows += router_flows(net, local, r)
+    for vni in sorted(net.routed_vnis(local)):
+        for ip in net.bindings[vni]:
+            flows += binding_resolve(net, local, vni, ip)
     return flows

@@ -88,22 +88,25 @@ class Moves:
 
 
 def mobility_flows(net, hv) -> list[Flow]:
-    """What `hv` holds for ports on the move: buffer at (or send to) the old place while in
-    transit, where the port may still send (its ingress and port-security flows stay until
+    """What `hv` holds for every port on the move (and the in-transit default)."""
+    return [in_transit_default()] + [f for m in net.moves for f in move_flows(net, hv, m)]
+
+
+def move_flows(net, hv, m: Move | None) -> list[Flow]:
+    """What `hv` holds for one port on the move: buffer at (or send to) the old place while
+    in transit, where the port may still send (its ingress and port-security flows stay until
     it lands); forward from the old place to the new one after."""
-    flows = [in_transit_default()]
-    for m in net.moves:
-        owner = f"move:{m.lport}"
-        dst = {"tunnel_id": m.vni, "eth_dst": m.mac}
-        if m.new is None and hv.name == m.old:
-            flows.append(Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output("controller")], owner))
-            flows += _still_sending(net, m)
-        elif m.new is None and m.old in hv.tunnels:
-            flows.append(Flow.of(Table.L2_LOOKUP, PRIORITY, {REG_FROM_TUNNEL: 0, **dst},
-                                 [Output(hv.tunnels[m.old])], owner))
-        elif m.new and hv.name == m.old and m.new in hv.tunnels:
-            flows.append(Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output(hv.tunnels[m.new])], owner))
-    return flows
+    if m is None:
+        return []
+    owner = f"move:{m.lport}"
+    dst = {"tunnel_id": m.vni, "eth_dst": m.mac}
+    if m.new is None and hv.name == m.old:
+        return [Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output("controller")], owner)] + _still_sending(net, m)
+    if m.new is None and m.old in hv.tunnels:
+        return [Flow.of(Table.L2_LOOKUP, PRIORITY, {REG_FROM_TUNNEL: 0, **dst}, [Output(hv.tunnels[m.old])], owner)]
+    if m.new and hv.name == m.old and m.new in hv.tunnels:
+        return [Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output(hv.tunnels[m.new])], owner)]
+    return []
 
 
 def in_transit_default() -> Flow:
@@ -140,5 +143,5 @@ def _still_sending(net, m: Move) -> list[Flow]:
     lp = net.intent.port(m.lport)
     if m.attachment is None or lp is None:
         return []
-    ips = [b.ip for b in net.bindings.get(m.vni, {}).values() if b.port == m.lport]
+    ips = sorted(net.ips_of(m.vni, m.lport))
     return [vm_port_ingress(m.attachment)] + port_flows(m.attachment, ips, lp.learn, lp.trusted)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+from collections import Counter
 
 from controller.intent import Intent, LogicalPort, LogicalSwitch
 from controller.mobility import Moves
@@ -39,6 +40,7 @@ class Hypervisor:
     vtep_ip: str | None = None
     dpid: int | None = None
     ovsdb_connected: bool = False
+    up: bool = True                    # False: its switch or its database stopped answering
     interfaces: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)  # name -> (ofport, iface-id)
     attachments: dict[str, Attachment] = dataclasses.field(default_factory=dict)   # by interface name
     tunnels: dict[str, int] = dataclasses.field(default_factory=dict)  # remote hypervisor -> ofport
@@ -76,6 +78,14 @@ class Network:
         self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, interface) -> when first seen
         self._seq = 0
         self.moves = Moves()                                  # ports changing hypervisors (make-before-break)
+        # Indexes (kept by the methods below): VNI -> hypervisor -> ports on it;
+        # VNI -> MAC -> (hv, interface) -> (seq, attachment); (VNI, logical port) -> its IPs.
+        self._vni_ports: dict[int, Counter] = {}
+        self._macs: dict[int, dict[str, dict[tuple[str, str], tuple[int, Attachment]]]] = {}
+        self._ips_of: dict[tuple[int, str], set[str]] = {}
+        self._joined: dict[int, frozenset[int]] = {}
+        self.changes: list[tuple] = []     # what changed since the engine last looked (engine.py)
+        self.intent = None
         self.set_intent(intent or Intent())
 
     # --- intent --------------------------------------------------------------------------
@@ -83,16 +93,23 @@ class Network:
         """Swap in a new (checked) intent: bindings and attachments follow it. Learned
         bindings stay while their port exists, still learns, is on the same switch, their IP
         is still a host address of its subnet and no configured address took it."""
+        self.changes.append(("intent", self.intent))
         self.intent = intent
         self.switches: dict[int, LogicalSwitch] = {s.vni: s for s in intent.switches}
         self._vni_of = {s.name: s.vni for s in intent.switches}
+        self._joined = {vni: frozenset({vni}) for vni in self.switches}
+        self._lif = {self._vni_of[i.switch]: str(i.ip) for r in intent.routers for i in r.interfaces}
+        for r in intent.routers:
+            joined = frozenset(self._vni_of[i.switch] for i in r.interfaces)
+            for vni in joined:
+                self._joined[vni] = self._joined[vni] | joined
         for hv in self.hypervisors.values():
             self._bind(hv)
         self._rebuild_bindings()
         self.conflicts = [c for c in self.conflicts if c["vni"] in self.switches]
 
     def _rebuild_bindings(self) -> None:
-        intent = self.intent
+        intent, old = self.intent, self.bindings
         self.bindings = {vni: {} for vni in self.switches}
         for b in intent.static_bindings:
             vni = self._vni_of[b.switch]
@@ -112,6 +129,16 @@ class Network:
                 del self.learned[(vni, ip)]
                 continue
             self.bindings[vni][ip] = b
+        self._ips_of = {}
+        for vni, table in self.bindings.items():
+            for ip, b in table.items():
+                if b.port:
+                    self._ips_of.setdefault((vni, b.port), set()).add(ip)
+        for vni in old.keys() | self.bindings.keys():
+            was, now = old.get(vni, {}), self.bindings.get(vni, {})
+            for ip in was.keys() | now.keys():
+                if was.get(ip) != now.get(ip):
+                    self.changes.append(("binding", vni, ip, was.get(ip)))
 
     def switch_by_name(self, name: str) -> LogicalSwitch | None:
         vni = self._vni_of.get(name)
@@ -140,10 +167,31 @@ class Network:
             if port is None or ofport is None or ofport <= 0:
                 continue
             found[name] = Attachment(name, ofport, port.name, port.mac, self._vni_of[port.switch])
-        for name in found.keys() - hv.attachments.keys():
+        old = hv.attachments
+        for name in found.keys() - old.keys():
             self._seq += 1
             self._attached_seq[(hv.name, name)] = self._seq
+        for name, a in old.items():
+            if found.get(name) != a:
+                self._vni_ports[a.vni][hv.name] -= 1
+                del self._macs[a.vni][a.mac][(hv.name, name)]
+        for name, a in found.items():
+            if old.get(name) != a:
+                self._vni_ports.setdefault(a.vni, Counter())[hv.name] += 1
+                seq = self._attached_seq.get((hv.name, name), 0)
+                self._macs.setdefault(a.vni, {}).setdefault(a.mac, {})[(hv.name, name)] = (seq, a)
+        for name in old.keys() - found.keys():
+            self._attached_seq.pop((hv.name, name), None)
         hv.attachments = found
+        if found != old:
+            self.changes.append(("ports", hv.name, old, found))
+
+    def set_up(self, hv: Hypervisor, up: bool) -> None:
+        """A hypervisor stopped (or resumed) answering: while down, its VTEP is in no flood
+        list and its MACs in no unicast flow elsewhere (its tunnels stay, for its return)."""
+        if hv.up != up:
+            hv.up = up
+            self.changes.append(("up", hv.name))
 
     def unbound(self, hv: Hypervisor) -> dict[str, str]:
         """Interfaces that name a logical port the intent does not have: interface -> iface-id."""
@@ -163,46 +211,64 @@ class Network:
             self._rebuild_bindings()
         return bool(gone)
 
-    # --- lookups --------------------------------------------------------------------------
+    # --- lookups (from the indexes) ---------------------------------------------------------
     def attachment_of(self, vni: int, mac: str) -> tuple[Hypervisor, Attachment] | None:
-        return self.mac_table(vni).get(mac)
+        """Where `mac` is attached on switch `vni`: the newest attachment on a hypervisor
+        that is up (a VM moving shows up in two places for a moment)."""
+        best = None
+        for (name, _), (seq, a) in self._macs.get(vni, {}).get(mac, {}).items():
+            hv = self.hypervisors.get(name)
+            if hv is not None and hv.up and (best is None or seq > best[0]):
+                best = (seq, hv, a)
+        return best and best[1:]
 
     def mac_table(self, vni: int) -> dict[str, tuple[Hypervisor, Attachment]]:
         """MAC -> where it is attached. If a MAC shows up in two places (a VM moving),
         the newest attachment wins."""
-        table: dict[str, tuple[int, Hypervisor, Attachment]] = {}
-        for hv in self.hypervisors.values():
-            for a in hv.attachments.values():
-                if a.vni != vni:
-                    continue
-                seq = self._attached_seq.get((hv.name, a.port), 0)
-                if a.mac not in table or seq > table[a.mac][0]:
-                    table[a.mac] = (seq, hv, a)
-        return {mac: (hv, a) for mac, (_, hv, a) in table.items()}
+        return {mac: found for mac in self._macs.get(vni, {}) if (found := self.attachment_of(vni, mac))}
+
+    def attachments_of_mac(self, vni: int, mac: str) -> list[tuple[str, Attachment]]:
+        """Every (hypervisor name, attachment) of `mac` on `vni`, up or not."""
+        return [(name, a) for (name, _), (_, a) in self._macs.get(vni, {}).get(mac, {}).items()]
+
+    def ips_of(self, vni: int, lport: str) -> set[str]:
+        """The IPs bound to logical port `lport` on switch `vni` (configured or learned)."""
+        return self._ips_of.get((vni, lport), set())
 
     def lif_ip(self, vni: int) -> str | None:
         """The router's IP on logical switch `vni` (the VMs' default gateway), if any."""
-        return next((b.ip for b in self.bindings.get(vni, {}).values() if b.source == "lif"), None)
+        return self._lif.get(vni)
+
+    def hosts(self, vni: int, up_only: bool = True) -> list[str]:
+        """Names of the hypervisors with ports on `vni` (up ones only, unless told)."""
+        return [n for n, count in self._vni_ports.get(vni, {}).items()
+                if count > 0 and (h := self.hypervisors.get(n)) is not None and (h.up or not up_only)]
 
     def vtep_table(self, vni: int) -> list[Hypervisor]:
-        """The hypervisors that host ports of logical switch `vni` (NSX: the VTEP table)."""
-        return sorted((h for h in self.hypervisors.values() if vni in h.vnis()), key=lambda h: h.name)
+        """The hypervisors (up) that host ports of logical switch `vni` (NSX: the VTEP table)."""
+        return sorted((self.hypervisors[n] for n in self.hosts(vni)), key=lambda h: h.name)
+
+    def joined(self, vni: int) -> frozenset[int]:
+        """`vni` and every VNI a router joins to it."""
+        return self._joined.get(vni, frozenset({vni}))
 
     def routed_vnis(self, vnis: set[int]) -> set[int]:
         """`vnis` plus every VNI a router joins to one of them: where their traffic can go."""
         out = set(vnis)
-        for r in self.intent.routers:
-            joined = {self._vni_of[i.switch] for i in r.interfaces}
-            if joined & vnis:
-                out |= joined
+        for vni in vnis:
+            out |= self.joined(vni)
         return out
+
+    def routed_hosts(self, vni: int) -> set[str]:
+        """Hypervisors (up) whose VMs can reach switch `vni`, switched or routed."""
+        return {n for v in self.joined(vni) for n in self.hosts(v)}
 
     def wanted_tunnels(self, hv: Hypervisor) -> dict[str, str]:
         """remote hypervisor -> its VTEP IP, for every VTEP that hosts a VNI `hv`'s VMs can
-        reach (same switch, or routed by the distributed router at the first hop)."""
-        reach = self.routed_vnis(hv.vnis())
-        return {o.name: o.vtep_ip for o in self.hypervisors.values()
-                if o is not hv and o.vtep_ip and reach & o.vnis()}
+        reach (same switch, or routed by the distributed router at the first hop). A
+        hypervisor that is down keeps its tunnels, so that its return is quick."""
+        names = {n for v in self.routed_vnis(hv.vnis()) for n in self.hosts(v, up_only=False)}
+        return {n: o.vtep_ip for n in names if n != hv.name and (o := self.hypervisors.get(n)) and o.vtep_ip}
 
     def logical_port(self, a: Attachment) -> LogicalPort:
         return self.intent.port(a.lport)
@@ -217,7 +283,7 @@ class Network:
         held = self.bindings.get(vni, {}).get(ip)
         if held and held.mac == mac and held.port == port.lport:
             return False
-        if held and (held.source != "learned" or self.attachment_of(vni, held.mac)):
+        if held and (held.source != "learned" or self.attachments_of_mac(vni, held.mac)):
             claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
             if claim not in self.conflicts:     # a VM that keeps claiming is listed once
                 self.conflicts.append(claim)
@@ -244,6 +310,21 @@ class Network:
                 self.learned[(vni, r["ip"])] = Binding(vni, r["ip"], r["mac"], "learned", r["port"],
                                                        r["learned_at"] / 1000)
         self._rebuild_bindings()
+
+    def merge_learned(self, rows: list[dict], theirs: set[str]) -> bool:
+        """Bindings other controllers learned: for the ports in `theirs` (on hypervisors
+        another controller owns) the database's rows replace what this one holds. True if
+        the ARP table changed."""
+        mine = {k: b for k, b in self.learned.items() if b.port not in theirs}
+        for r in rows:
+            vni = self._vni_of.get(r["switch"])
+            if vni is not None and r["port"] in theirs:
+                mine[(vni, r["ip"])] = Binding(vni, r["ip"], r["mac"], "learned", r["port"], r["learned_at"] / 1000)
+        if mine == self.learned:
+            return False
+        self.learned = mine
+        self._rebuild_bindings()
+        return True
 
     def forget_learned(self, vni: int, ip: str) -> bool:
         if self.learned.pop((vni, ip), None) is None:

@@ -349,14 +349,28 @@ def sync_table(txn, tables, table: str, wanted: dict, deletable=None) -> dict[st
 class Reporter:
     """Writes what this controller learned and sees (learned bindings, hypervisors, port
     status) off the app's thread: the app hands over its whole view as plain dicts, a
-    thread writes the difference; a newer view replaces one not yet written."""
+    thread writes the difference; a newer view replaces one not yet written. Only rows it
+    reported itself are ever deleted (other controllers report theirs); Hypervisor rows are
+    made by the lease that gives a controller the hypervisor, and only updated here."""
 
     def __init__(self, client: NbClient):
         self.client = client
         self._view = None
+        self._written: dict[str, set] = {}        # table -> keys this controller reported
         self._lock = threading.Lock()
         self._wake = threading.Event()
         threading.Thread(target=self._run, name="nb-reporter", daemon=True).start()
+
+    def _write(self, txn, tables, view):
+        for table, rows in view.items():
+            if table == "Hypervisor":
+                present = {r.name: r for r in tables[table].rows.values()}
+                for name, columns in rows.items():
+                    if name in present:
+                        for c, v in columns.items():
+                            setattr(present[name], c, v)
+            else:
+                sync_table(txn, tables, table, rows, self._written.get(table, set()))
 
     def report(self, view: dict[str, dict]) -> None:
         with self._lock:
@@ -373,7 +387,8 @@ class Reporter:
                 continue
             self.client.connected.wait()
             try:
-                self.client.transact(lambda txn, t: [sync_table(txn, t, table, rows) for table, rows in view.items()])
+                self.client.transact(lambda txn, t: self._write(txn, t, view))
+                self._written = {table: set(rows) for table, rows in view.items()}
             except Exception as e:       # the database is away or busy: try again with the newest view
                 LOG.warning("database: could not record the controller's view (%s): retrying", e)
                 with self._lock:

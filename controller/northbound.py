@@ -49,6 +49,10 @@ class Controller(Protocol):
 
     def forget_learned(self, vni: int, ip: str) -> bool: ...
 
+    def realized(self) -> dict: ...                       # {"generation": n, "realized": m}
+
+    def wait_realized(self, generation: int, timeout: float) -> bool: ...   # any thread
+
 
 # --- lookups ---------------------------------------------------------------------------------
 
@@ -105,8 +109,9 @@ def _prefix(value: str) -> IPv4Network:
 def hypervisor_row(ctl: Controller, hv: Hypervisor) -> dict:
     return {"name": hv.name, "address": hv.address, "vtep_ip": hv.vtep_ip,
             "dpid": None if hv.dpid is None else f"{hv.dpid:016x}",
-            "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected,
-            "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv))}
+            "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected, "up": hv.up,
+            "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv)),
+            "controller": ctl.owner_of(hv.name) if hasattr(ctl, "owner_of") else None}
 
 
 def tunnel_rows(net: Network, hv: Hypervisor) -> list[dict]:

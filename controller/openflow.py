@@ -58,6 +58,13 @@ def our_flows_request(dp):
                                       cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
 
 
+def role_request(dp, master: bool, generation: int):
+    """Master (this controller programs the switch) or slave (it sends nothing and gets no
+    packet-ins); the generation id makes a switch refuse an older master."""
+    role = ofp.OFPCR_ROLE_MASTER if master else ofp.OFPCR_ROLE_SLAVE
+    return parser.OFPRoleRequest(dp, role, generation)
+
+
 def packet_ins_wanted(dp):
     """OpenFlow 1.3 sends invalid-TTL packet-ins (dec_ttl at TTL 1) only if asked."""
     pi = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION | 1 << ofp.OFPR_INVALID_TTL
@@ -118,3 +125,24 @@ def failover_group_add(dp, group_id: int, ofport: int, otherwise: Table):
 
 def group_delete(dp, group_id: int):
     return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=group_id)
+
+
+BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+
+
+def update_messages(dp, update) -> list:
+    """A FlowUpdate's FLOW_MODs, in order: adds (each replaces a flow with its key in
+    place), then deletes by cookie."""
+    return [flow_add(dp, f) for f in update.add] + [flow_delete(dp, c) for c in update.delete]
+
+
+def bundle(dp, bundle_id: int, messages: list) -> list:
+    """`messages` as one atomic, ordered bundle (the ONF extension that OVS accepts on
+    OpenFlow 1.3): BUNDLE_ADD each, then COMMIT. The switch answers the commit with a
+    COMMIT_REPLY carrying `bundle_id` once all of it is in, or with an error and none of it."""
+    adds = [parser.ONFBundleAddMsg(dp, bundle_id, BUNDLE_FLAGS, m, []) for m in messages]
+    return adds + [parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, BUNDLE_FLAGS, [])]
+
+
+def is_commit_reply(msg) -> bool:
+    return isinstance(msg, parser.ONFBundleCtrlMsg) and msg.type == ofp.ONF_BCT_COMMIT_REPLY

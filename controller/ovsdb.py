@@ -17,6 +17,8 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 
 LOG = logging.getLogger(__name__)
 OVSDB_PORT = 6640
+PROBE_INTERVAL = 1000    # ms: an idle connection is probed after this; no answer in as long: down
+RECONNECT_BACKOFF = (250, 1000)   # ms: first and longest wait between reconnection attempts
 BR_INT = "br-int"
 TUNNEL_PREFIX = "vx-"
 REMOTE_KEY = "packetwalk-remote"     # external_ids key on the tunnel ports the controller made
@@ -39,6 +41,7 @@ class Snapshot:
     """What one read of a hypervisor's OVSDB says."""
     system_id: str | None
     vtep_ip: str | None
+    dpid: int | None                        # br-int's datapath ID (what its OpenFlow connection says)
     interfaces: tuple[Interface, ...]       # ports on br-int only
 
 
@@ -80,13 +83,14 @@ class HypervisorDB:
         give_up = time.monotonic() + deadline
         while True:
             try:
-                idl = _NotifyingIdl.from_server(self.target, "Open_vSwitch")
+                idl = _NotifyingIdl.from_server(self.target, "Open_vSwitch", probe_interval=PROBE_INTERVAL)
                 break
             except Exception as e:   # the server may not listen yet: retry until the deadline
                 if time.monotonic() > give_up:
                     raise ConnectionError(f"OVSDB {self.target}: {e}") from e
                 time.sleep(0.2)
         idl.on_change = self._on_change
+        idl._session.reconnect.set_backoff(RECONNECT_BACKOFF[0], RECONNECT_BACKOFF[1])   # back soon after a restart
         # ovsdbapp keeps one connection per API *class*: give each hypervisor a class of its own
         api_class = type(f"OvsdbIdl_{self.address}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
         self.api = api_class(connection.Connection(idl=idl, timeout=self._timeout))
@@ -96,15 +100,21 @@ class HypervisorDB:
             self.api.ovsdb_connection.stop()
             self.api = None
 
+    @property
+    def connected(self) -> bool:
+        """The session is up (a dead server, or one that stopped answering probes: False)."""
+        return self.api is not None and self.api.idl._session.is_connected()
+
     def snapshot(self) -> Snapshot:
         ext = self.api.db_get("Open_vSwitch", ".", "external_ids").execute(check_error=True)
+        dpid = self.api.db_get("Bridge", BR_INT, "datapath_id").execute(check_error=False)
         names = set(self.api.list_ifaces(BR_INT).execute(check_error=True) or ())
         rows = self.api.db_list("Interface", columns=["name", "ofport", "type", "external_ids",
                                                       "options", "bfd_status"]).execute(check_error=True)
         ifaces = tuple(Interface(r["name"], _ofport(r["ofport"]), r["type"], dict(r["external_ids"]),
                                  dict(r["options"]), dict(r["bfd_status"]))
                        for r in rows if r["name"] in names)
-        return Snapshot(ext.get("system-id"), ext.get("vtep-ip"), ifaces)
+        return Snapshot(ext.get("system-id"), ext.get("vtep-ip"), _dpid(dpid), ifaces)
 
     def set_tunnels(self, wanted: dict[str, str], present: dict[str, Interface]) -> None:
         """Make br-int's tunnel ports exactly `wanted` (remote hypervisor -> VTEP IP):
@@ -137,3 +147,12 @@ def _ofport(value) -> int:
     if isinstance(value, list):          # an unset optional column reads as []
         value = value[0] if value else -1
     return int(value)
+
+
+def _dpid(value) -> int | None:
+    if isinstance(value, list):          # unset: []
+        value = value[0] if value else None
+    try:
+        return int(value, 16) if value else None
+    except (TypeError, ValueError):
+        return None

@@ -21,12 +21,22 @@ def run(argv: list[str]) -> int:
 
     apps = [a for a in argv if not a.startswith("-") and not _is_option_value(argv, a)]
     flags = [a for a in argv if a not in apps]
+    # Liveness: a switch that stops answering echoes is dropped (and its hypervisor marked
+    # down) within ECHO_INTERVAL * (MAX_UNREPLIED_ECHOS + 1) s; os-ken's flags still override.
+    cfg.CONF.set_default("echo_request_interval", controller.app.ECHO_INTERVAL)
+    cfg.CONF.set_default("maximum_unreplied_echo_requests", controller.app.MAX_UNREPLIED_ECHOS)
     try:
         cfg.CONF(args=flags, project="os_ken", prog="packetwalk controller")
     except cfg.Error as e:
         print(f"packetwalk controller: {e}", file=sys.stderr)
         return 2
     log.init_log()
+    # os-ken's native hub sets TaskExit = Exception, and the app's event loop re-raises
+    # TaskExit: one exception in any handler would end the app's thread without a word.
+    # A class of its own lets os-ken log the exception and go on with the next event.
+    from os_ken.lib import hub
+    if hub.TaskExit is Exception:
+        hub.TaskExit = type("TaskExit", (Exception,), {})
     try:
         AppManager.run_apps(DEFAULT_APPS + [a for a in apps if a not in DEFAULT_APPS])
     except (DatabaseError, ListenError) as e:

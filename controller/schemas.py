@@ -123,8 +123,10 @@ class HypervisorOut(BaseModel):
     dpid: str | None
     openflow: bool
     ovsdb: bool
+    up: bool = Field(True, description="false: its OpenFlow or OVSDB stopped answering; out of every flood list")
     attachments: int
     flows: int
+    controller: str | None = Field(None, description="the controller that owns it now (programs it: OpenFlow master)")
 
 
 class TunnelOut(BaseModel):
@@ -237,3 +239,8 @@ class Problem(BaseModel):
 
 
 IntentIn.model_rebuild()
+
+
+class RealizedOut(BaseModel):
+    generation: int = Field(description="changes the controller has taken in")
+    realized: int = Field(description="the newest change confirmed on every hypervisor it touches")

@@ -82,14 +82,21 @@ def port_flows(a: Attachment, ips: list[str], learn: bool, trusted: bool) -> lis
     return flows
 
 
+def defaults() -> list[Flow]:
+    return [Flow.of(Table.PORT_SECURITY, 0, {}, [], "pipeline")]
+
+
+def attachment_flows(net: Network, a: Attachment | None) -> list[Flow]:
+    """Port security for one VM port, from intent and the bindings it holds."""
+    if a is None:
+        return []
+    lp = net.logical_port(a)
+    return port_flows(a, sorted(net.ips_of(a.vni, a.lport)), bool(lp and lp.learn), bool(lp and lp.trusted))
+
+
 def security_flows(net: Network, hv: Hypervisor) -> list[Flow]:
-    """Port security for every VM port on `hv`, from intent and the bindings it holds."""
-    flows = [Flow.of(Table.PORT_SECURITY, 0, {}, [], "pipeline")]
-    for a in hv.attachments.values():
-        lp = net.logical_port(a)
-        ips = [b.ip for b in net.bindings.get(a.vni, {}).values() if b.port == a.lport]
-        flows += port_flows(a, ips, bool(lp and lp.learn), bool(lp and lp.trusted))
-    return flows
+    """Port security for every VM port on `hv`."""
+    return defaults() + [f for a in hv.attachments.values() for f in attachment_flows(net, a)]
 
 
 def meter_punts(flows: list[Flow], hv: Hypervisor) -> list[Flow]:

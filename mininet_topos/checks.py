@@ -164,7 +164,15 @@ def _control_arp(lab) -> dict:
 
 
 def _flow_mods(lab) -> dict[str, int]:
-    return {n: h["flow_mods"] for n, h in lab.controller_state().get("hypervisors", {}).items()}
+    """Flow-mods sent per hypervisor, once everything the controller took in is confirmed."""
+    from mininet_topos.lab import wait_for
+
+    def settled():
+        state = lab.controller_state()
+        r = state.get("realized", {})
+        return state if r and r["realized"] >= r["generation"] else None
+    state = wait_for(settled, 10, "the controller's changes to be confirmed")
+    return {n: h["flow_mods"] for n, h in state.get("hypervisors", {}).items()}
 
 
 def _pair_across_hypervisors(lab):
@@ -329,4 +337,5 @@ def run_checks(lab, names: list[str]) -> dict:
 
 
 from mininet_topos import checks_intent  # noqa: E402,F401  registers persistence, nb-cluster, squatting
+from mininet_topos import restart  # noqa: E402,F401  registers hypervisor-restart
 from mininet_topos import storm_checks, tls_check, trust_checks  # noqa: E402,F401  registers tls, spoofing, arp-poisoning, packet-in-storm, vm-move

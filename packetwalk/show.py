@@ -87,9 +87,9 @@ def _quote(value: str) -> str:
 # view -> (API path for its argument, text renderer of the API's JSON)
 VIEWS = {
     "hypervisors": (lambda _: "/v1/hypervisors", lambda data: table(
-        ["Hypervisor", "Address", "VTEP-IP", "DPID", "OpenFlow", "OVSDB", "Ports", "Flows"],
+        ["Hypervisor", "Address", "VTEP-IP", "DPID", "OpenFlow", "OVSDB", "State", "Ports", "Flows"],
         [[h["name"], h["address"], h["vtep_ip"], h["dpid"], _updown(h["openflow"]), _updown(h["ovsdb"]),
-          h["attachments"], h["flows"]] for h in data])),
+          "up" if h.get("up", True) else "DOWN", h["attachments"], h["flows"]] for h in data])),
     "vteps": (lambda sw: f"/v1/logical-switches/{_quote(sw)}/vteps", lambda data: table(
         ["VNI", "Hypervisor", "VTEP-IP", "Ports"],
         [[data["vni"], v["hypervisor"], v["vtep_ip"], v["ports"]] for v in data["vteps"]])),

@@ -7,21 +7,30 @@ import subprocess
 import pytest
 
 
+def _view(root: str = "") -> tuple[int, int] | None:
+    """Which /run/packetwalk a process sees (isolated labs each mount their own)."""
+    for path in ("/run/packetwalk", "/run"):
+        try:
+            st = os.stat(root + path)
+            return st.st_dev, st.st_ino
+        except OSError:
+            continue
+    return None
+
+
 def _ours() -> dict[str, set[str]]:
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout.splitlines()
-    procs = set()
-    mine = os.readlink("/proc/self/ns/mnt")     # a lab isolated elsewhere (other workers) is not ours
+    procs, mine = set(), _view()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.readlink(f"/proc/{pid}/ns/mnt") != mine:
-                continue
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
         except OSError:
             continue
         name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
-        if name in ("ovsdb-server", "ovs-vswitchd", "tcpdump") and state != "Z":
+        if name in ("ovsdb-server", "ovs-vswitchd", "tcpdump") and state != "Z" \
+                and _view(f"/proc/{pid}/root") == mine:     # not another worker's isolated lab
             procs.add(f"{name}[{pid}]")
     return {
         "namespaces": {n.split()[0] for n in ns if n.startswith("pw-")},

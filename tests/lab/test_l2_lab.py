@@ -90,3 +90,33 @@ def test_vm_moves_to_another_hypervisor_and_flows_follow(l2_lab):
     assert ping(observer, "10.1.1.12") == 1
     assert "10.1.1.12" in [m for m in re.findall(r"arp_tpa=([\d.]+)", dump_flows(l2_lab, "hv3"))]
     l2_lab.move_vm("b2", "hv2")
+
+
+def test_a_write_with_wait_hv_answers_once_every_hypervisor_holds_it(l2_lab):
+    """?wait=hv (OVN's --wait=hv): when the answer comes, every hypervisor of the switch
+    already answers ARP for the new binding (bundles confirmed), with no polling."""
+    import json
+    import urllib.request
+    body = json.dumps({"ip": "10.1.1.77", "mac": "00:50:56:00:77:01"}).encode()
+    req = urllib.request.Request(f"{l2_lab.api}/v1/logical-switches/blue/bindings?wait=hv", data=body,
+                                 headers={"content-type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=15) as r:
+        realized = int(r.headers["x-packetwalk-realized"])
+    for hv in ("hv1", "hv2", "hv3"):
+        assert "arp_tpa=10.1.1.77" in dump_flows(l2_lab, hv), hv
+    with urllib.request.urlopen(f"{l2_lab.api}/v1/realized", timeout=5) as r:
+        assert json.load(r)["realized"] >= realized
+    req = urllib.request.Request(f"{l2_lab.api}/v1/logical-switches/blue/bindings/10.1.1.77?wait=hv",
+                                 method="DELETE")
+    urllib.request.urlopen(req, timeout=15).close()
+    assert all("arp_tpa=10.1.1.77" not in dump_flows(l2_lab, hv) for hv in ("hv1", "hv2", "hv3"))
+
+
+def test_a_hypervisor_whose_daemons_die_is_down_within_3_s_and_the_others_lose_nothing(l2_lab):
+    from mininet_topos.restart import hypervisor_restart
+    result = hypervisor_restart(l2_lab)
+    assert result["ok"], result
+    assert result["pings_lost_elsewhere"] == 0 and result["pings_sent_elsewhere"] > 0
+    for case in ("ovs-vswitchd hung", "ovs-vswitchd", "ovsdb-server"):
+        assert result[case]["seconds_to_notice"] <= 3 and result[case]["still_flooded_to_by"] == [], case
+    assert ping(l2_lab.vm("b1"), "10.1.1.13") == 1

@@ -96,3 +96,41 @@ def test_logging_is_one_line_per_cause_per_interval_with_a_count():
     said = [line for line in lines if line]
     assert len(said) == 3 and said[0] == "x" and "and 999 more" in said[1]
     assert log.note("other", "y", 24.0) == "y"
+
+
+def test_a_move_through_the_engine_is_what_the_full_recompute_says_and_lands_in_stage_0():
+    """In transit, landed, expired: the engine's incremental flows equal the full recompute
+    at each step; the landing's plan puts the new place first, and `made` follows its stage 0."""
+    from controller.engine import Engine
+    from controller.dispatch import Dispatch
+    from controller.reconcile import Reconciler
+    n = network()
+    n.hypervisors["hv2"].attachments.clear()
+    engine, rec = Engine(n), Reconciler()
+    engine.update()
+    for hv in n.hypervisors:
+        rec.read(hv, set(), engine.flows(hv))
+    rec.plan()
+
+    def step():
+        rec.feed(engine.update())
+        for hv in n.hypervisors.values():
+            assert engine.flows(hv.name) == {f.cookie: f for f in hypervisor_flows(n, hv)}
+        return rec.plan()
+
+    move(n, None, now=10.0)
+    step()
+    before = locations(n)
+    n.set_interfaces(n.hypervisors["hv2"], {"vm1": (7, "vm1")})
+    assert n.moves.observe(before, locations(n), 10.2)
+    plan = step()
+    assert plan.first == {"hv2"} and {u.hypervisor for u in plan.stages[0]} == {"hv2"}
+    assert "hv1" in {u.hypervisor for u in plan.stages[1]}            # the old place forwards after
+    d = Dispatch()
+    sends = d.start(plan)
+    assert d.made == 0 and {s.hypervisor for s in sends} == {"hv2"}
+    d.confirm("hv2", sends[0].bundle_id)
+    assert d.made == plan.seq
+    assert n.moves.expire(10.2 + HOLD)
+    step()
+    assert not any(f.owner.startswith("move:") for hv in n.hypervisors for f in engine.flows(hv).values())

@@ -41,8 +41,8 @@ def test_table_aligns_columns_under_the_header():
 def test_show_hypervisors(url):
     code, out = show(url, "hypervisors")
     assert code == 0, out
-    assert rows(out)[0] == ["Hypervisor", "Address", "VTEP-IP", "DPID", "OpenFlow", "OVSDB", "Ports", "Flows"]
-    assert rows(out)[1][:7] == ["hv1", "169.254.77.2", "192.168.50.1", "0000000000000001", "up", "up", "2"]
+    assert rows(out)[0] == ["Hypervisor", "Address", "VTEP-IP", "DPID", "OpenFlow", "OVSDB", "State", "Ports", "Flows"]
+    assert rows(out)[1][:8] == ["hv1", "169.254.77.2", "192.168.50.1", "0000000000000001", "up", "up", "up", "2"]
 
 
 def test_show_vteps_by_name_and_by_vni_is_the_same_table(url):

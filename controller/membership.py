@@ -1,0 +1,120 @@
+"""This controller's place among several on one database (the rule is controller/cluster.py).
+
+Every RENEW seconds the app calls `round()`: it reads the registrations and leases (a
+consistent read of the IDL), decides what to claim, renew and release, and hands that to a
+thread of its own, which writes it as one transaction: its Controller row renewed, and
+each Hypervisor row it changes verified first, so a claim another controller made meanwhile
+makes the transaction run again on the new rows (and the claim drop). The outcome comes
+back to the app through `on_leases` (from that thread). `owned()` is what the app may
+program now. With a single controller this is the same code: it owns every hypervisor
+after its first round (a restarted one renews its own leases at once).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from controller import cluster
+from controller.nbdb import NbClient, _Run
+
+LOG = logging.getLogger(__name__)
+
+
+def _ms(t: float) -> int:
+    return int(t * 1000)
+
+
+class Membership:
+    def __init__(self, name: str, address: str, api: str, nb: NbClient, on_leases):
+        self.name, self.address, self.api = name, address, api
+        self.nb, self.on_leases = nb, on_leases
+        self.leases: dict[str, cluster.Lease] = {}
+        self.registered: dict[str, float] = {}
+        self._job = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="membership", daemon=True).start()
+
+    # --- the app's thread -------------------------------------------------------------------
+    def round(self, hypervisors, now: float | None = None) -> cluster.Decision:
+        now = time.time() if now is None else now
+        self.registered, self.leases = self.read()
+        d = cluster.decide(self.name, hypervisors, self.registered, self.leases, now)
+        with self._lock:
+            self._job = (d, now)
+        self._wake.set()
+        return d
+
+    def read(self) -> tuple[dict[str, float], dict[str, cluster.Lease]]:
+        def fn(txn, t):
+            regs = {r.name: r.renewed / 1000 for r in t["Controller"].rows.values()}
+            leases = {r.name: cluster.Lease(r.controller, r.lease_until / 1000, r.role_generation)
+                      for r in t["Hypervisor"].rows.values()}
+            return regs, leases
+        return _Run(self.nb.api, fn, read_only=True).execute(check_error=True)
+
+    def owned(self, now: float | None = None) -> set[str]:
+        return cluster.owned(self.name, self.leases, time.time() if now is None else now)
+
+    def owner(self, hv: str, now: float | None = None) -> str | None:
+        lease = self.leases.get(hv)
+        now = time.time() if now is None else now
+        return lease.owner if lease and lease.owner and lease.until > now else None
+
+    def generation(self, hv: str) -> int:
+        lease = self.leases.get(hv)
+        return lease.generation if lease else 0
+
+    def live(self, now: float | None = None) -> set[str]:
+        return cluster.live(self.registered, time.time() if now is None else now)
+
+    # --- its own thread -------------------------------------------------------------------------
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                job, self._job = self._job, None
+            if job is None or not self.nb.connected.is_set():
+                continue
+            try:
+                leases = self.nb.transact(lambda txn, t: self._write(txn, t, *job))
+            except Exception as e:        # a conflict, the database away: the next round tries again
+                LOG.info("membership: round not written (%s)", str(e).split("\n")[0][:160])
+                continue
+            self.on_leases(leases)
+
+    def _write(self, txn, tables, d: cluster.Decision, now: float) -> dict[str, cluster.Lease]:
+        me = next((r for r in tables["Controller"].rows.values() if r.name == self.name), None)
+        if me is None:
+            me = txn.insert(tables["Controller"])
+            me.name = self.name
+        me.address, me.api, me.renewed = self.address, self.api, _ms(now)
+        rows = {r.name: r for r in tables["Hypervisor"].rows.values()}
+        until = _ms(now + cluster.LEASE)
+        for hv in d.claim:
+            row = rows.get(hv)
+            if row is None:
+                row = rows[hv] = txn.insert(tables["Hypervisor"])
+                row.name, generation = hv, 0
+            else:
+                row.verify("controller")
+                row.verify("lease_until")
+                if row.controller not in ("", self.name) and row.lease_until > _ms(now):
+                    continue                  # someone claimed it since we read: theirs
+                generation = row.role_generation
+            row.controller, row.lease_until, row.role_generation = self.name, until, generation + 1
+        for hv in d.renew + d.release:
+            row = rows.get(hv)
+            if row is None:
+                continue
+            row.verify("controller")
+            if row.controller != self.name:
+                continue
+            if hv in d.renew:
+                row.lease_until = until
+            else:
+                row.controller = ""
+        return {name: cluster.Lease(r.controller, r.lease_until / 1000, r.role_generation)
+                for name, r in rows.items()}
