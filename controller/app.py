@@ -15,23 +15,24 @@ through EventCall: the app's thread runs the request and hands back the answer.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
-import os
 import socket
 import threading
 import time
 
 from os_ken import cfg
 from os_ken.base import app_manager
-from os_ken.controller import event, ofp_event
+from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
-from controller import cluster, mobility, nbdb, security
+from controller.events import (
+    EventNbChanged, EventTick, EventRound, EventLeases, EventLearnedChanged, EventOvsdbChanged,
+    EventOvsdbFailed, EventSyncTimeout, EventLiveness, EventTunnelsDone, EventCall, EventReleaseHeld, EventResolveTimeout)
+from controller import cluster, mobility, nbdb, report, security
 from controller.membership import Membership
 from controller import openflow
 from controller.connection import Link, OvsdbWorker
@@ -59,71 +60,6 @@ CONF.register_cli_opts([
     cfg.StrOpt("api-token-file", default=None,
                help="a file holding the API's bearer token; required to listen anywhere but loopback"),
 ])
-
-
-class EventNbChanged(event.EventBase):
-    pass
-
-
-class EventTick(event.EventBase):
-    pass
-
-
-class EventRound(event.EventBase):
-    pass
-
-
-class EventLeases(event.EventBase):
-    def __init__(self, leases):
-        super().__init__()
-        self.leases = leases
-
-
-class EventLearnedChanged(event.EventBase):
-    pass
-
-
-class EventOvsdbChanged(event.EventBase):
-    def __init__(self, address, snap):
-        super().__init__()
-        self.address, self.snap = address, snap
-
-
-class EventOvsdbFailed(event.EventBase):
-    def __init__(self, address, error):
-        super().__init__()
-        self.address, self.error = address, error
-
-
-class EventSyncTimeout(event.EventBase):
-    pass
-
-
-class EventLiveness(event.EventBase):
-    pass
-
-
-class EventTunnelsDone(event.EventBase):
-    def __init__(self, hypervisor, error):
-        super().__init__()
-        self.hypervisor, self.error = hypervisor, error
-
-
-class EventCall(event.EventBase):
-    """Run `fn()` in the app's thread (the model's owner) and put the outcome in `future`."""
-    def __init__(self, fn, future: concurrent.futures.Future):
-        super().__init__()
-        self.fn, self.future = fn, future
-
-
-class EventReleaseHeld(event.EventBase):
-    pass
-
-
-class EventResolveTimeout(event.EventBase):
-    def __init__(self, key):
-        super().__init__()
-        self.key = key
 
 
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
@@ -429,25 +365,10 @@ class PacketwalkController(app_manager.OSKenApp):
         attached = self.net.attached_ports()
         for lport in [p for p in self.port_gen if p not in attached]:
             del self.port_gen[lport]
-        now = int(time.time() * 1000)
-        mine = [h for h in self.net.hypervisors.values() if h.name in self.owned]
-        theirs = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
-                  and self.members.owner(h.name) for a in h.attachments.values()}
-        view = {
-            "Learned_Binding": {(self.net.switches[b.vni].name, b.ip): {
-                "switch": self.net.switches[b.vni].name, "ip": b.ip, "mac": b.mac, "port": b.port,
-                "learned_at": int(b.at * 1000)} for b in self.net.learned.values() if b.port not in theirs},
-            "Hypervisor": {h.name: {"vtep_ip": h.vtep_ip or "", "address": h.address,
-                                    "dpid": "" if h.dpid is None else f"{h.dpid:016x}", "openflow": h.of_connected,
-                                    "ovsdb": h.ovsdb_connected} for h in mine},
-            "Port_Status": {a.lport: {"port": a.lport, "up": self._port_realized(a.lport), "hypervisor": h.name,
-                                      "interface": a.port}
-                            for h in mine for a in h.attachments.values()},
-        }
+        view = report.database_view(self.net, self.owned, self.members.owner, self._port_realized)
         if view != self._reported:
             self._reported = view
-            stamped = {**view, "Hypervisor": {k: {**v, "last_seen": now} for k, v in view["Hypervisor"].items()}}
-            self.reporter.report(stamped)
+            self.reporter.report(report.stamped(view, int(time.time() * 1000)))
 
     # --- OpenFlow -------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -811,31 +732,9 @@ class PacketwalkController(app_manager.OSKenApp):
     def _write_state(self):
         if not CONF.state_file:
             return
-        tmp = CONF.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
-            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
-                       "controller": CONF.controller_name, "owned": sorted(self.owned),
-                       "owners": {h: self.members.owner(h) for h in self.net.hypervisors},
-                       "port_security": self.guard.counters(),
-                       "packet_ins_refused": self.guard.refused_packet_ins()},
-                      f, indent=1, sort_keys=True)
-        os.replace(tmp, CONF.state_file)
-
-
-def state_dict(net: Network, flow_mods: dict, installed: dict) -> dict:
-    """The controller's tables, as `packetwalk show` and the lab read them."""
-    return {
-        "hypervisors": {h.name: {
-            "address": h.address, "vtep_ip": h.vtep_ip, "dpid": h.dpid,
-            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected, "up": h.up,
-            "attachments": {a.port: {"vm": a.lport, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
-                            for a in h.attachments.values()},
-            "tunnels": {r: {"ofport": h.tunnels.get(r), "bfd": s} for r, s in h.tunnel_state.items()},
-            "flows": installed.get(h.name, 0), "flow_mods": flow_mods.get(h.name, 0),
-        } for h in net.hypervisors.values()},
-        "vteps": {str(vni): [h.name for h in net.vtep_table(vni)] for vni in net.switches},
-        "arp_table": {str(vni): {ip: {"mac": b.mac, "source": b.source} for ip, b in t.items()}
-                      for vni, t in net.bindings.items()},
-        "conflicts": net.conflicts,
-    }
+        installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
+        report.write_json(CONF.state_file, {
+            **report.state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
+            "controller": CONF.controller_name, "owned": sorted(self.owned),
+            "owners": {h: self.members.owner(h) for h in self.net.hypervisors},
+            "port_security": self.guard.counters(), "packet_ins_refused": self.guard.refused_packet_ins()})

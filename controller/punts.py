@@ -245,3 +245,4 @@ class Punts:
         flows = self.app.conv.engine.flows(hv.name)
         self.guard.record_drops(hv.name, [(flows[s.cookie].owner, s.priority, s.packet_count)
                                           for s in msg.body if s.cookie in flows], time.time())
+        self.app._publish()
