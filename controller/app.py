@@ -499,8 +499,8 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(EventReleaseHeld)
     def _release_held(self, ev=None):
         """Frames held for a moved port: on once its new place is made (punts.py); a link
-        that has not said it is up yet, a moment later."""
-        if self.punts.release_moved():
+        that has not said it is up yet, a moment later (asked again twice, not more)."""
+        if self.punts.release_moved() and ev is None:
             for wait in (LINK_GRACE, 2 * LINK_GRACE):
                 hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
 
