@@ -452,11 +452,17 @@ class Lab:
         vm, src, dst = self.topo.vm(name), self.hv(self.placement[name]), self.hv(to)
         sw = self.topo.switch(vm.switch)
         # As vMotion quiesces a VM before its switchover: the port is unbound first, and unplugged
-        # only once the controller holds what arrives for it (nothing is lost in the cable).
+        # only once the controller's hold on what arrives for it is confirmed on every hypervisor
+        # (its change realized: nothing is lost in the cable).
         src.ovs.unbind_vm(name)
-        wait_for(lambda: name not in {a["vm"] for a in self.controller_state().get("hypervisors", {})
-                                      .get(src.name, {}).get("attachments", {}).values()},
-                 10, f"the controller to let go of {name} on {src.name}", 0.005)
+
+        def let_go() -> bool:
+            state = self.controller_state()
+            realized = state.get("realized", {})
+            return name not in {a["vm"] for a in state.get("hypervisors", {}).get(src.name, {})
+                                .get("attachments", {}).values()} \
+                and realized.get("realized", -1) >= realized.get("generation", 0)
+        wait_for(let_go, 10, f"the controller to let go of {name} on {src.name}", 0.005)
         src.ovs.detach_vm(name)
         src.ovs.sh(f"ip link set {name} netns {dst.pid}")
         dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
