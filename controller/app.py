@@ -40,7 +40,7 @@ from controller.convergence import Actions, Convergence
 from controller.flows import Flow
 from controller.northbound import Conflict, NoAnswer
 from controller.model import IFACE_ID, Hypervisor, Network
-from controller.ovsdb import REMOTE_KEY, HypervisorDB, use_ssl
+from controller.ovsdb import HypervisorDB, use_ssl
 from controller.punts import LINK_GRACE, Punts
 from controller.tables import Table
 
@@ -535,15 +535,7 @@ class PacketwalkController(app_manager.OSKenApp):
         self._role(hv)
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
-        interfaces, tunnels, state = {}, {}, {}
-        for iface in snap.interfaces:
-            remote = iface.external_ids.get(REMOTE_KEY)
-            if remote:
-                state[remote] = iface.bfd_status.get("state", "unknown")
-                if iface.ofport > 0:
-                    tunnels[remote] = iface.ofport
-            elif iface.external_ids.get(IFACE_ID):
-                interfaces[iface.name] = (iface.ofport, iface.external_ids[IFACE_ID])
+        interfaces, tunnels, state = snap.split(IFACE_ID)
         before = mobility.locations(self.net)
         self.net.set_interfaces(hv, interfaces, time.time())
         if self.net.moves.observe(before, mobility.locations(self.net), time.time()):

@@ -44,6 +44,20 @@ class Snapshot:
     dpid: int | None                        # br-int's datapath ID (what its OpenFlow connection says)
     interfaces: tuple[Interface, ...]       # ports on br-int only
 
+    def split(self, iface_id_key: str) -> tuple[dict, dict, dict]:
+        """(VM interfaces: name -> (ofport, iface-id); tunnel ports: remote -> ofport, for
+        those OVS numbered; tunnels' BFD state: remote -> state)."""
+        interfaces, tunnels, state = {}, {}, {}
+        for iface in self.interfaces:
+            remote = iface.external_ids.get(REMOTE_KEY)
+            if remote:
+                state[remote] = iface.bfd_status.get("state", "unknown")
+                if iface.ofport > 0:
+                    tunnels[remote] = iface.ofport
+            elif iface.external_ids.get(iface_id_key):
+                interfaces[iface.name] = (iface.ofport, iface.external_ids[iface_id_key])
+        return interfaces, tunnels, state
+
 
 class _NotifyingIdl(connection.OvsdbIdl):
     on_change = None
