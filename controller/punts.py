@@ -41,7 +41,7 @@ class Punts:
         self.guard = Guard()         # packet-in limits, rate-limited logging, port-security counters, meters
         self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
         self.held = {}               # MAC of a port in transit -> [(since, datapath, frame)] until it lands
-        self.landing = {}            # logical port -> the plan carrying its new place's flows (stage 0)
+        self.landing = {}            # (logical port, when it landed) -> the plan carrying its new place's flows
         self.link_up = {}            # (dpid, ofport) -> its link is up (OpenFlow port status)
         self._counter_xids = set()   # flow-stats requests that read PORT_SECURITY's drop counters
 
@@ -175,13 +175,13 @@ class Punts:
         """A plan whose stage 0 programs a moved port's new hypervisor: its landing."""
         for plan in plans:
             for m in self.net.moves:
-                if m.new in plan.first and m.lport not in self.landing:
-                    self.landing[m.lport] = plan.seq
+                if m.new in plan.first and (m.lport, m.since) not in self.landing:
+                    self.landing[(m.lport, m.since)] = plan.seq
 
     def _made(self, m) -> bool:
         """Its new place's flows confirmed (stage 0 of the plan that carried them), or that
         confirmation overdue."""
-        seq = self.landing.get(m.lport)
+        seq = self.landing.get((m.lport, m.since))
         if seq is not None and self.app.conv.dispatch.made >= seq:
             return True
         return time.time() - m.since > LANDING_TIMEOUT
@@ -213,8 +213,8 @@ class Punts:
 
     def tick(self, now: float) -> None:
         """Once a second: what never landed within the hold is dropped; landings forgotten."""
-        moving = {m.lport for m in self.net.moves}
-        self.landing = {p: s for p, s in self.landing.items() if p in moving}
+        moving = {(m.lport, m.since) for m in self.net.moves}
+        self.landing = {k: s for k, s in self.landing.items() if k in moving}
         if self.held:
             self.release_moved(anyway=True)    # a link that never said it is up: try anyway
         for mac, held in list(self.held.items()):
