@@ -189,10 +189,24 @@ def attach(lab, rounds: int = 10) -> dict:
     count the flow-mods each attach sends (per hypervisor) and time from the port's
     attachment to the first ping reply from a VM on another hypervisor (2 ms ping interval).
     The figures are reported; ok means every attach was reachable again."""
-    from mininet_topos.lab import wait_for
     vm, observer = _pair_across_hypervisors(lab)
     if vm is None:
         return {"ok": True, "skipped": "no two VMs of one switch on different hypervisors"}
+    latencies, mods = attach_rounds(lab, vm, observer, rounds)
+    got = sorted(x for x in latencies if x is not None)
+    return {"ok": len(got) == rounds, "vm": vm.name, "observer": observer.name, "rounds": rounds,
+            "attach_to_first_reply_ms": {"p50": got[len(got) // 2] if got else None,
+                                         "max": got[-1] if got else None, "all": latencies},
+            "flow_mods_per_attach": mods}
+
+
+def attach_rounds(lab, vm, observer, rounds: int, wrap_attach=None) -> tuple[list, list]:
+    """Detach and re-attach `vm`'s port `rounds` times while `observer` pings it every 2 ms
+    until the first reply. `wrap_attach(attach)`, if given, runs each attach (attach() returns
+    the time it began) and returns what attach() did: a measurement may go around it.
+    Returns (ms from each attachment to the first reply, or None; flow-mods each attach
+    sent per hypervisor)."""
+    from mininet_topos.lab import wait_for
     hv = lab.hv(lab.placement[vm.name]).ovs
     sw = lab.topo.switch(vm.switch)
     attached = lambda: vm.name in lab.controller_state()["hypervisors"][hv.name]["attachments"]
@@ -201,8 +215,9 @@ def attach(lab, rounds: int = 10) -> dict:
         hv.detach_vm(vm.name)
         wait_for(lambda: not attached(), 10, f"{vm.name} to be detached")
         before = _flow_mods(lab)
-        lab.vm(observer.name).sendCmd(f"ping -D -n -i 0.002 -W 0.1 -w 2 {vm.ip}")
-        t0 = _attach_now(hv, vm, sw)
+        lab.vm(observer.name).sendCmd(f"ping -D -n -c 1 -i 0.002 -W 0.1 -w 2 {vm.ip}")
+        attach_now = lambda: _attach_now(hv, vm, sw)
+        t0 = wrap_attach(attach_now) if wrap_attach else attach_now()
         out = lab.vm(observer.name).waitOutput()
         replies = [float(m) for m in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
         after = [t for t in replies if t >= t0]
@@ -210,17 +225,16 @@ def attach(lab, rounds: int = 10) -> dict:
         wait_for(attached, 10, f"{vm.name} to be attached")
         now = _flow_mods(lab)
         mods.append({h: now[h] - before.get(h, 0) for h in now if now[h] != before.get(h, 0)})
-    got = sorted(x for x in latencies if x is not None)
-    return {"ok": len(got) == rounds, "vm": vm.name, "observer": observer.name, "rounds": rounds,
-            "attach_to_first_reply_ms": {"p50": got[len(got) // 2] if got else None,
-                                         "max": got[-1] if got else None, "all": latencies},
-            "flow_mods_per_attach": mods}
+    return latencies, mods
 
 
 def _attach_now(hv, vm, sw) -> float:
+    """Create the VM's port; the time the creation began (a reply can come before
+    ovs-vsctl returns, which waits for ovs-vswitchd)."""
     import time
+    t0 = time.time()
     hv.attach_vm(vm.name, vm.name, vm.mac, sw.name, sw.vni)
-    return time.time()
+    return t0
 
 
 @check("mobility")
@@ -305,6 +319,15 @@ def underlay_macs(lab) -> dict:
     every VM's (and the router's)."""
     ping_pairs(lab, [(a.name, b.name) for a, b in itertools.permutations(lab.topo.vms, 2)
                      if expected_reachable(lab.topo, a, b)])
+    table = underlay_mac_table(lab)
+    seen_vms = sorted(v for v in table.values() if v.startswith("VM "))
+    return {"ok": lab.topo.kind == "physical" or not seen_vms, "learned": len(table),
+            "vm_macs_seen": len(seen_vms), "mac_table": table}
+
+
+def underlay_mac_table(lab) -> dict[str, str]:
+    """The MACs the underlay switch has learned, each with what it is ("VM vm1", "hv1 VTEP
+    192.168.50.1", "router r1 10.1.1.1", ...)."""
     import subprocess
     from dataplane.hypervisor import UPLINK
     from mininet_topos.lab import UNDERLAY
@@ -321,10 +344,7 @@ def underlay_macs(lab) -> dict:
         for r in lab.topo.routers:
             for i in r.interfaces:
                 known[_mac(lab.hv(r.name), f"vlan{lab.topo.switch(i.switch).vlan}")] = f"router {r.name} {i.ip}"
-    table = {mac: f"VM {vm_macs[mac]}" if mac in vm_macs else known.get(mac, "other") for mac in learned}
-    seen_vms = sorted(v for v in table.values() if v.startswith("VM "))
-    return {"ok": lab.topo.kind == "physical" or not seen_vms, "learned": len(learned),
-            "vm_macs_seen": len(seen_vms), "mac_table": table}
+    return {mac: f"VM {vm_macs[mac]}" if mac in vm_macs else known.get(mac, "other") for mac in learned}
 
 
 def _mac(node, interface: str) -> str:

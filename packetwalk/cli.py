@@ -284,6 +284,37 @@ def demo(as_json, keep, out_dir):
 
 
 @main.command()
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO ...]")
+@click.option("--quick", is_flag=True, help="small sizes, fast (CI runs this for correctness, never for time)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--plot", "plot_dir", default=None, metavar="DIR", help="write PNG plots of the figures here")
+def bench(scenarios, quick, as_json, plot_dir):
+    """Measure the seed's claims and the controller's cost beside their baselines and targets.
+
+    SCENARIO: one or more of underlay-table, underlay-arp, routing-path, convergence,
+    flow-footprint, lab-start, scale, throughput (default: all). A bench measures; it never
+    fails on a time: the exit code is non-zero only if a scenario could not produce its figures.
+    """
+    from mininet_topos.lab import LabError
+    from packetwalk.bench import SCENARIOS, report
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        _fail(f"bench: unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    _require_root("packetwalk bench")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        result = report.run(list(scenarios) or list(SCENARIOS), quick, _progress)
+    except LabError as e:
+        _fail(str(e), 1)
+    if plot_dir:
+        from packetwalk.bench import plots
+        result["plots"] = [str(p) for p in plots.write(result, Path(plot_dir))]
+        _progress(f"plots: {', '.join(result['plots']) or 'none (no figures to draw)'}")
+    click.echo(json.dumps({k: v for k, v in result.items()}, indent=2) if as_json else report.text(result))
+    sys.exit(0 if result["ok"] else 1)
+
+
+@main.command()
 @click.option("--topology", "-t", "topology_file", default=None, help="topology YAML (default: the running lab's)")
 @click.option("--walk", nargs=2, metavar="SRC DST", default=None, help="draw this packet walk (needs a running lab)")
 @click.option("--proto", default="icmp", show_default=True)

@@ -1,5 +1,6 @@
 """Logical switching flows: what each hypervisor gets, checked flow by flow and by replaying
 packets through a fake OpenFlow table (Faucet's fakeoftable, much simplified)."""
+import dataclasses
 import pytest
 
 from controller.flows import BROADCAST, ETH_ARP, ETH_IP, MULTICAST, Flow, Goto, Move, Output, SetField
@@ -241,3 +242,12 @@ def test_a_frame_from_a_tunnel_is_never_sent_to_a_tunnel(net):
                 for dst in [*macs, UNKNOWN_MAC, BROADCAST]:
                     out, _ = walk(fs, in_port=port, tunnel_id=vni, eth_type=ETH_IP, eth_dst=dst)
                     assert not set(out) & set(TUNNEL.values()), (hv.name, port, vni, dst, out)
+
+
+def test_with_arp_suppression_off_a_broadcast_arp_floods_to_the_vteps_of_its_vni(net):
+    net.set_intent(dataclasses.replace(net.intent, arp_suppression=False))
+    _, b1 = vm(net, "b1")
+    fs = flows(net, "hv1")
+    out, pkt = walk(fs, **arp_request(b1, "10.1.1.11", "10.1.1.12"))   # b2's IP: known, not answered
+    assert sorted(out) == [3, TUNNEL["hv2"]] and pkt["arp_op"] == 1
+    assert not [f for f in fs if f.table == Table.ARP_RESPONDER and f.priority > 0]

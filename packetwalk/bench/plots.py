@@ -1,0 +1,145 @@
+"""`packetwalk bench --plot DIR`: the figures people would rather see than read, as PNGs.
+
+    underlay-macs.png     MACs the underlay switch learned vs VMs, overlay vs physical (log scale)
+    flows.png             flows per hypervisor vs VMs (growing VMs, growing hypervisors), OVN beside
+    attach-latency.png    port creation to first reply: every attach, per size
+    scale.png             the controller at scale (the scale scenario's figures), one panel per metric
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+
+
+def figures(result: dict, scenario: str, metric: str) -> list[tuple[dict, dict]]:
+    """(at, figure) for every measured figure `metric@...` of `scenario`, in the order run."""
+    found = result.get("scenarios", {}).get(scenario, {}).get("figures", {})
+    return [(f.get("at", {}), f) for name, f in found.items()
+            if name.split("@")[0] == metric and f.get("value") is not None]
+
+
+def write(result: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for draw in (_underlay_macs, _flows, _attach, _scale):
+        fig = draw(result)
+        if fig is not None:
+            path = out / f"{draw.__name__.strip('_').replace('_', '-')}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+def _underlay_macs(result):
+    rows = sorted(figures(result, "underlay-table", "underlay_macs"), key=lambda r: r[0].get("vms", 0))
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    vms = [at["vms"] for at, _ in rows]
+    ax.plot(vms, [f["baseline"] for _, f in rows], "s-", color="tab:red", label="physical baseline (VLANs)")
+    ax.plot(vms, [f["value"] for _, f in rows], "o-", color="tab:blue", label="overlay (VXLAN)")
+    for x, (_, f) in zip(vms, rows):
+        ax.annotate(str(f["baseline"]), (x, f["baseline"]), textcoords="offset points", xytext=(0, 6), ha="center")
+        ax.annotate(str(f["value"]), (x, f["value"]), textcoords="offset points", xytext=(0, -14), ha="center")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(vms, [str(v) for v in vms])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylim(1, max(f["baseline"] for _, f in rows) * 2)
+    return _label(fig, ax, f"VMs (on {rows[0][0].get('hypervisors', 2)} hypervisors)",
+                  "MACs the underlay switch learned", "The physical switch's MAC table")
+
+
+def _label(fig, ax, x: str, y: str, title: str):
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def _flows(result):
+    rows = figures(result, "flow-footprint", "flows_per_hypervisor")
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    by_hv = sorted((at["vms"], f["value"]) for at, f in rows if at["hypervisors"] == 8)
+    by_vms = sorted((at["vms"], f["value"]) for at, f in rows if at["vms"] == 4 * at["hypervisors"])
+    ax.plot(*zip(*by_hv), "o-", label="8 hypervisors, more VMs each")
+    ax.plot(*zip(*by_vms), "s-", label="4 VMs each, more hypervisors")
+    tenants = sorted((at["vms"], f["value"]) for at, f in figures(result, "flow-footprint", "flows_beside_tenants"))
+    if tenants:
+        ax.plot(*zip(*tenants), "^-", color="tab:green", label="more tenants beside hv1's (not reachable)")
+    ref = sorted((at["vms"], f["baseline"], f["value"], at) for at, f in rows if f.get("baseline"))
+    if ref:
+        ax.plot([r[0] for r in ref], [r[1] for r in ref], "x--", color="grey", label="reference OVN 23.03 lab")
+        ax.plot([r[0] for r in ref], [r[2] for r in ref], "D", color="black", fillstyle="none",
+                label="ours at the reference's sizes")
+        for x, b, _, at in ref:
+            ax.annotate(f"{at['hypervisors']}x{at['vms'] // at['hypervisors']}", (x, b),
+                        textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    _label(fig, ax, "VMs in the network", "flows on one hypervisor (hv1)",
+           "Flows per hypervisor (the controller's model; 2x2 checked in a lab)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+def _attach(result):
+    reply = [(at, f) for at, f in figures(result, "convergence", "attach_to_first_reply_p95_ms") if f.get("samples")]
+    if not reply:
+        return None
+    realized = {(at["hypervisors"], at["vms"]): f["samples"]
+                for at, f in figures(result, "convergence", "attach_to_realized_p50_ms") if f.get("samples")}
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (at, f) in enumerate(reply):
+        size = (at["hypervisors"], at["vms"])
+        groups = [("first reply", f["samples"], "tab:blue", 3 * i + 1)]
+        if size in realized:
+            groups.append(("realized", realized[size], "tab:green", 3 * i + 2))
+        for label, samples, color, x in groups:
+            ax.boxplot([samples], positions=[x], widths=0.6, showfliers=False)
+            ax.scatter([x] * len(samples), samples, s=12, alpha=0.6, color=color, zorder=3,
+                       label=label if i == 0 else None)
+        if f.get("baseline"):
+            ax.scatter([3 * i + 1], [f["baseline"]], marker="x", s=60, color="grey", zorder=4,
+                       label="reference OVN 23.03 lab (first reply)" if i == 0 else None)
+    ax.set_xticks([3 * i + 1.5 for i in range(len(reply))],
+                  [f"{at['hypervisors']}x{at['vms'] // at['hypervisors']}" for at, _ in reply])
+    ax.set_xlim(0, 3 * len(reply))
+    return _label(fig, ax, "lab size (hypervisors x VMs each)", "ms from the port's creation",
+                  "Attach: to the first routed ping reply across hypervisors, and to realized")
+
+
+def _scale(result):
+    found = result.get("scenarios", {}).get("scale", {}).get("figures", {})
+    metrics = {}
+    for name, f in found.items():
+        at = f.get("at", {})
+        if "@" in name and f.get("value") is not None and isinstance(at.get("hypervisors"), (int, float)):
+            metrics.setdefault(name.split("@")[0], []).append((at["hypervisors"], f))
+    metrics = {m: sorted(rows, key=lambda r: r[0]) for m, rows in metrics.items() if len(rows) > 1}
+    if not metrics:
+        return None
+    cols = min(3, len(metrics))
+    rows_n = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.5 * cols, 3.3 * rows_n), squeeze=False)
+    for ax, (metric, rows) in zip(axes.flat, metrics.items()):
+        unit = rows[0][1].get("unit", "")
+        ax.plot([h for h, _ in rows], [f["value"] for _, f in rows], "o-")
+        target = rows[-1][1].get("target")
+        ax.set_title(f"{metric} ({unit})" + (f"\ntarget {target} at the largest" if target else ""), fontsize=9)
+        ax.set_xlabel("hypervisors")
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.suptitle("The controller at scale")
+    fig.tight_layout()
+    return fig
