@@ -156,8 +156,16 @@ class Punts:
 
     # --- frames for a port on the move ---------------------------------------------------------
     def _hold(self, dp, msg):
-        """A frame for a port in transit, at its old hypervisor: held until the port lands."""
+        """A frame for a port in transit, at its old hypervisor: held until the port lands.
+        One its failover group sent here while the port is attached right there (OVS takes a
+        moment to call a new port's link live) goes straight out of that port."""
         mac = ":".join(f"{b:02x}" for b in msg.data[:6])
+        hv = self.app._hv_of(dp.id)
+        here = next((a for a in hv.attachments.values() if a.mac == mac), None) if hv else None
+        if msg.table_id == Table.IN_TRANSIT and here is not None:
+            self.app._out(dp, openflow.packet_out(dp, dp.ofproto.OFPP_CONTROLLER, msg.data,
+                                                  [openflow.Output(here.ofport)]))
+            return
         held = self.held.setdefault(mac, [])
         if len(held) < HELD_PER_PORT:      # (its port may have gone a moment before the controller heard)
             held.append((time.time(), dp, msg.data))

@@ -21,6 +21,9 @@ class App:
         self.conv = Convergence(net)
         self.dpid_of = {"hv1": 1, "hv2": 2, "hv3": 3}
 
+    def _hv_of(self, dpid):
+        return next((self.net.hypervisors[h] for h, d in self.dpid_of.items() if d == dpid), None)
+
     def _out(self, dp, msg):
         self.sent += msg if isinstance(msg, list) else [msg]
 
@@ -69,3 +72,12 @@ def test_frames_for_a_port_that_never_lands_are_dropped_after_the_hold():
     punts.packet_in(net.hypervisors["hv1"], frame_for_vm1())
     punts.tick(time.time() + HOLD + 1)
     assert MAC not in punts.held and app.sent == []
+
+
+def test_a_frame_the_failover_group_punts_for_a_port_still_there_goes_straight_out_of_it():
+    """OVS takes a moment to call a new port's link live: its group sends to IN_TRANSIT."""
+    net = network()
+    app = App(net)
+    Punts(app).packet_in(net.hypervisors["hv1"], frame_for_vm1())
+    [out] = app.sent
+    assert [a.port for a in out.actions] == [1]          # vm1's ofport on hv1
