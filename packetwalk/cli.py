@@ -301,11 +301,13 @@ def bench(scenarios, quick, as_json, plot_dir):
     if unknown:
         _fail(f"bench: unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     _require_root("packetwalk bench")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupts.install()         # SIGINT/SIGTERM: its labs stop (mininet_topos/interrupts.py), then exit
     try:
         result = report.run(list(scenarios) or list(SCENARIOS), quick, _progress)
     except LabError as e:
         _fail(str(e), 1)
+    except (interrupts.Interrupted, KeyboardInterrupt) as e:
+        _fail(str(e) or "interrupted by SIGINT", e.exit_code if isinstance(e, interrupts.Interrupted) else 130)
     if plot_dir:
         from packetwalk.bench import plots
         result["plots"] = [str(p) for p in plots.write(result, Path(plot_dir))]
