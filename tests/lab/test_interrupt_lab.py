@@ -19,7 +19,7 @@ def our_processes() -> list[str]:
     """Processes in this mount namespace (the isolated lab's) other than this one and its
     ancestors: what a lab would leave running."""
     mine = os.readlink("/proc/self/ns/mnt")
-    keep, pid = set(), os.getpid()
+    keep, pid = {1}, os.getpid()        # (pid 1: this run's own init when run in a pid namespace)
     while pid > 1:
         keep.add(pid)
         with open(f"/proc/{pid}/stat") as f:
