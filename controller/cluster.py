@@ -17,9 +17,9 @@ import dataclasses
 import hashlib
 from typing import Iterable
 
-RENEW = 0.5      # s: how often a controller renews its registration and its leases
-LEASE = 2.0      # s: how long a lease (and a registration) holds without renewal
-MARGIN = 0.3     # s: an owner stops acting this long before its lease ends
+RENEW = 0.25     # s: how often a controller renews its registration and its leases
+LEASE = 1.2      # s: how long a lease (and a registration) holds without renewal
+MARGIN = 0.25    # s: an owner stops acting this long before its lease ends
 
 
 @dataclasses.dataclass(frozen=True)

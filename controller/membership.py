@@ -105,6 +105,7 @@ class Membership:
                     continue                  # someone claimed it since we read: theirs
                 generation = row.role_generation
             row.controller, row.lease_until, row.role_generation = self.name, until, generation + 1
+            row.claimed_at = _ms(now)
         for hv in d.renew + d.release:
             row = rows.get(hv)
             if row is None:

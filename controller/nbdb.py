@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ovs.db import idl as ovs_idl
 from ovsdbapp import api as ovsdbapp_api
+from ovsdbapp import exceptions as ovsdb_exceptions
 from ovsdbapp.backend import ovs_idl as backend
 from ovsdbapp.backend.ovs_idl import command, connection
 
@@ -163,7 +164,8 @@ class NbClient:
         self.remote = remote
         helper = ovs_idl.SchemaHelper(location=str(SCHEMA))
         helper.register_all()
-        self.idl = _Idl(remote, helper, leader_only=True)
+        self.idl = _Idl(remote, helper, leader_only=True, probe_interval=1000)
+        self.idl._session.reconnect.set_backoff(100, 500)    # a new Raft leader is found in well under a second
         self.idl.on_change = on_change
         api_class = type("NbApi", (backend.Backend, ovsdbapp_api.API), {"ovsdb_connection": None})
         self.api = api_class(connection.Connection(self.idl, timeout), start=False, auto_index=False)
@@ -178,7 +180,8 @@ class NbClient:
                 break
             except Exception as e:       # ovsdbapp raises its TimeoutException, or the socket's error
                 if not said:
-                    retry_log("database %s unreachable (%s): retrying until it answers", self.remote, e)
+                    why = "no answer in time" if isinstance(e, ovsdb_exceptions.TimeoutException) else e
+                    retry_log("database %s unreachable (%s): retrying until it answers", self.remote, why)
                     said = True
         if said:
             LOG.warning("database %s: reachable again", self.remote)

@@ -20,7 +20,7 @@ import shlex
 import signal
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from dataplane.pki import Credentials
 
@@ -54,9 +54,16 @@ class HypervisorOVS:
 
     def sh(self, command: str) -> str:
         """Run `command` in the namespace with this hypervisor's OVS environment; raise on failure."""
+        return self.checked(command, self.run(self.wrapped(command)))
+
+    def wrapped(self, command: str) -> str:
+        """`command` as the shell line `sh` runs (for a caller that runs it itself, e.g. on
+        many hypervisors at once); `checked` reads its output."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in ovs_env(self.rundir).items())
-        out = self.run(f"env {env} {command} 2>&1; echo __rc=$?")
-        body, _, rc = out.rpartition("__rc=")
+        return f"env {env} sh -c {shlex.quote(command)} 2>&1; echo __rc=$?"
+
+    def checked(self, command: str, output: str) -> str:
+        body, _, rc = output.rpartition("__rc=")
         if rc.strip() != "0":
             raise HypervisorError(f"{self.name}: `{command}` failed: {body.strip()}")
         return body
@@ -66,39 +73,78 @@ class HypervisorOVS:
 
     # --- life cycle -------------------------------------------------------------------
     def start_daemons(self, *external_ids: str) -> None:
-        """ovsdb-server (listening on the management IP too, if there is one: over SSL,
-        accepting only clients with a certificate from the CA in `ssl`, when it is set)
-        and ovs-vswitchd."""
-        self.rundir.mkdir(parents=True, exist_ok=True)
-        d = self.rundir
-        self.sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.all.disable_ipv6=1")
-        self.sh(f"ovsdb-tool create {d}/conf.db {SCHEMA}")
-        remote = ""
-        if self.mgmt_ip and self.ssl:
-            remote = (f" --remote=pssl:{OVSDB_PORT}:{self.mgmt_ip} --private-key={self.ssl.key}"
-                      f" --certificate={self.ssl.cert} --ca-cert={self.ssl.ca}")
-        elif self.mgmt_ip:
-            remote = f" --remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip}"
-        self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock{remote} "
-                f"--pidfile --log-file --detach --no-chdir")
-        self.vsctl("--no-wait init", "--", "set Open_vSwitch .", f"external_ids:system-id={self.name}",
-                   f"external_ids:hostname={self.name}", *external_ids)
-        if self.ssl:     # ovs-vswitchd's own SSL settings: for its OpenFlow connection
-            self.vsctl("--no-wait set-ssl", str(self.ssl.key), str(self.ssl.cert), str(self.ssl.ca))
-        self.sh("ovs-vswitchd --pidfile --log-file --detach --no-chdir")
+        """ovsdb-server (listening on the management IP too, if there is one) and ovs-vswitchd."""
+        self.sh(self.database_script(external_ids))
+        self.sh(self.switch_script(with_vtep=False))
 
-    def start(self) -> None:
-        """The hypervisor: daemons, then br-phy with the VTEP, then br-int under the controller."""
-        self.start_daemons(f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}")
-        self.vsctl("add-br br-phy", "--", "set bridge br-phy datapath_type=netdev",
-                   "other_config:disable-in-band=true", "--", f"add-port br-phy {UPLINK}")
-        self.sh(f"ip addr flush dev {UPLINK}")
-        self.sh(f"ip link set {UPLINK} up")
-        self.sh(f"ip addr add {self.vtep_cidr} dev br-phy")
-        self.sh("ip link set br-phy up")
-        self.vsctl("add-br br-int", "--", "set bridge br-int datapath_type=netdev fail_mode=secure",
-                   "protocols=OpenFlow10,OpenFlow13", f"other_config:datapath-id={self.dpid:016x}",
-                   "other_config:disable-in-band=true", "--", f"set-controller br-int {self.controller}")
+    def database_script(self, external_ids=(), config: Sequence[str] = ()) -> str:
+        """Shell: a fresh ovsdb-server, and in one ovs-vsctl transaction (no waiting for
+        ovs-vswitchd) who this is plus `config`, ovs-vsctl arguments (`--` separated)."""
+        d = self.rundir
+        remote = f" --remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip}" if self.mgmt_ip else ""
+        ssl = []
+        if self.ssl:     # OVSDB over SSL, only for a certificate of the CA in `ssl`; OpenFlow's SSL settings
+            remote = (f" --remote=pssl:{OVSDB_PORT}:{self.mgmt_ip} --private-key={self.ssl.key}"
+                      f" --certificate={self.ssl.cert} --ca-cert={self.ssl.ca}") if self.mgmt_ip else ""
+            ssl = ["--", f"set-ssl {self.ssl.key} {self.ssl.cert} {self.ssl.ca}"]
+        init = ["--no-wait init", "--", "set Open_vSwitch .", f"external_ids:system-id={self.name}",
+                f"external_ids:hostname={self.name}", *external_ids, *ssl, *config]
+        return (f"mkdir -p {d} && sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.all.disable_ipv6=1"
+                f" && ovsdb-tool create {d}/conf.db {SCHEMA}"
+                f" && ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock{remote}"
+                f" --pidfile --log-file --detach --no-chdir -vconsole:err"
+                f" && ovs-vsctl --timeout=10 {' '.join(init)}")
+
+    def switch_script(self, with_vtep: bool = True) -> str:
+        """Shell: ovs-vswitchd, which detaches once it has built what the database holds;
+        then the uplink up and the VTEP IP on br-phy's internal port."""
+        script = "ovs-vswitchd --pidfile --log-file --detach --no-chdir -vconsole:err"
+        if with_vtep:
+            script += (f" && ip addr flush dev {UPLINK} && ip link set {UPLINK} up"
+                       f" && ip addr add {self.vtep_cidr} dev br-phy && ip link set br-phy up")
+        return script
+
+    def hypervisor_config(self, ports: Sequence["VmPort"] = ()) -> list[str]:
+        """ovs-vsctl arguments for the whole hypervisor but its controller: br-phy with the
+        uplink, br-int, and the VM `ports` on br-int."""
+        return ["--", "add-br br-phy", "--", "set bridge br-phy datapath_type=netdev",
+                "other_config:disable-in-band=true", "--", f"add-port br-phy {UPLINK}", *self.br_int_config(ports)]
+
+    def br_int_config(self, ports: Sequence["VmPort"] = ()) -> list[str]:
+        config = ["--", "add-br br-int", "--", "set bridge br-int datapath_type=netdev fail_mode=secure",
+                  "protocols=OpenFlow10,OpenFlow13", f"other_config:datapath-id={self.dpid:016x}",
+                  "other_config:disable-in-band=true"]
+        for p in ports:
+            config += ["--", *p.vsctl_args()]
+        return config
+
+    def emulated_script(self, ports: Sequence["VmPort"] = (), max_backoff_ms: int = 1000) -> str:
+        """Shell for an emulated hypervisor (the scale bench): the same database, br-int and
+        VM ports' external_ids as the lab's, under the controller from the start (retrying
+        every `max_backoff_ms` while it is not there); but the VM ports are OVS dummy devices
+        (ovs-vswitchd --enable-dummy=system makes every port of type "" one: no kernel
+        device, no VM behind it) and there is no uplink (nothing crosses an underlay)."""
+        vtep = f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}"
+        config = [*self.br_int_config(ports), "--", f"set-controller br-int {self.controller}",
+                  "--", f"set controller br-int max_backoff={max_backoff_ms}"]
+        return (self.database_script([vtep], config)
+                + " && ovs-vswitchd --enable-dummy=system --pidfile --log-file --detach --no-chdir -vconsole:err")
+
+    def start_scripts(self, ports: Sequence["VmPort"] = ()) -> tuple[str, str]:
+        """The hypervisor as two shell lines: everything but the controller (ovsdb-server
+        with all of the configuration, bridges and VM ports, in one transaction; then
+        ovs-vswitchd, which builds all of it before it detaches), which can run while the
+        controller starts; then the controller, once it listens (a switch that finds no
+        controller waits a second before it tries again)."""
+        vtep = f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}"
+        ups = "".join(f"ip link set {p.port} up && " for p in ports)
+        return (ups + self.database_script([vtep], self.hypervisor_config(ports)) + " && " + self.switch_script(),
+                f"ovs-vsctl --timeout=10 --no-wait set-controller br-int {self.controller}")
+
+    def start(self, ports: Sequence["VmPort"] = ()) -> None:
+        """The hypervisor: daemons, br-phy with the VTEP, br-int under the controller, VM ports."""
+        for script in self.start_scripts(ports):
+            self.sh(script)
 
     def pids(self) -> dict[str, int]:
         found = {}
@@ -118,10 +164,7 @@ class HypervisorOVS:
     def attach_vm(self, port: str, vm: str, mac: str, switch: str, vni: int) -> None:
         """Plug a VM's port into br-int; its external_ids say which VM, MAC and logical switch."""
         self.sh(f"ip link set {port} up")
-        self.vsctl(f"add-port br-int {port}", "--", f"set interface {port}",
-                   f"external_ids:vm-id={vm}", f"external_ids:attached-mac={mac}",
-                   f"external_ids:logical-switch={switch}", f"external_ids:vni={vni}",
-                   f"external_ids:iface-id={vm}")
+        self.vsctl(*VmPort(port, vm, mac, switch, vni).vsctl_args())
 
     def unbind_vm(self, port: str) -> None:
         """The port stays on br-int but names no logical port any more (a VM about to leave)."""
@@ -129,6 +172,23 @@ class HypervisorOVS:
 
     def detach_vm(self, port: str) -> None:
         self.vsctl(f"--if-exists del-port br-int {port}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VmPort:
+    """A VM's port on br-int and what its external_ids say: which VM (iface-id), MAC and
+    logical switch."""
+    port: str
+    vm: str
+    mac: str
+    switch: str
+    vni: int
+
+    def vsctl_args(self) -> list[str]:
+        return [f"add-port br-int {self.port}", "--", f"set interface {self.port}",
+                f"external_ids:vm-id={self.vm}", f"external_ids:attached-mac={self.mac}",
+                f"external_ids:logical-switch={self.switch}", f"external_ids:vni={self.vni}",
+                f"external_ids:iface-id={self.vm}"]
 
 
 def stop_pid(pid: int, comm: str, timeout: float = 5.0, started: int | None = None) -> bool:
@@ -148,6 +208,24 @@ def stop_pid(pid: int, comm: str, timeout: float = 5.0, started: int | None = No
             killed, deadline = True, time.monotonic() + timeout
         time.sleep(0.02)
     return True
+
+
+def stop_all(processes, timeout: float = 5.0) -> int:
+    """stop_pid for many (pid, comm, start time) at once: every one told first, then all
+    waited for together (SIGKILL for any that lingers). Returns how many were stopped."""
+    mine = [(pid, comm, started) for pid, comm, started in processes if _is(pid, comm, started)]
+    for pid, _, _ in mine:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    left = mine
+    while left:
+        left = [p for p in left if _is(*p)]
+        if left and time.monotonic() > deadline:
+            for pid, _, _ in left:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.02)
+    return len(mine)
 
 
 def start_time(pid: int) -> int | None:

@@ -23,6 +23,14 @@ def _owners(lab) -> dict[str, str | None]:
     return {h["name"]: h.get("controller") for h in _api(lab, "GET", "/v1/hypervisors")}
 
 
+def _settled(lab) -> dict[str, str]:
+    """Ownership as the rule gives it for the live controllers (a restarted one has its share back)."""
+    from mininet_topos.lab import wait_for
+    live = {c for c in lab.controllers if lab.controller_alive(c)}
+    return wait_for(lambda: (o := _owners(lab)) and all(o[hv] == cluster.rendezvous(hv, live) for hv in o) and o,
+                    20, "every hypervisor owned as the rule says")
+
+
 def _cross_pingers(lab, tag: str) -> list[Pinger]:
     """Every VM pings one VM it can reach on another hypervisor, every 10 ms."""
     from mininet_topos.checks import expected_reachable
@@ -45,14 +53,14 @@ def controller_failover(lab) -> dict:
     from mininet_topos.lab import wait_for
     if len(lab.controllers) < 2:
         return {"ok": False, "error": "needs several controllers: packetwalk lab --controllers 3"}
-    owners = wait_for(lambda: (o := _owners(lab)) and all(o.values()) and o, 20, "every hypervisor owned")
+    owners = _settled(lab)
     victim = owners[lab.topo.hypervisors[0].name]
     theirs = sorted(hv for hv, c in owners.items() if c == victim)
     pingers = _cross_pingers(lab, "failover")
     for p in pingers:
         p.wait_replies(20)
     leader = lab.nb_leader() if lab.nb_cluster else None
-    t0 = time.monotonic()
+    t0, killed_at = time.monotonic(), time.time()
     lab.kill_controller(victim)
     if leader:
         from dataplane.hypervisor import stop_pid
@@ -62,15 +70,18 @@ def controller_failover(lab) -> dict:
     sw = lab.topo.switch(lab.topo.vms[0].switch)
     ip = str(list(sw.subnet.hosts())[-5])
     attached_at = None
+    port = {"name": "newvm", "switch": sw.name, "mac": _new_mac(9), "ips": [ip]}
     try:
-        wait_for(lambda: _try(lambda: _api(lab, "POST", "/v1/logical-ports",
-                                           {"name": "newvm", "switch": sw.name, "mac": _new_mac(9), "ips": [ip]})),
-                 20, "the API of a surviving controller to take a new port")
+        # a write that timed out may still have been made: then it is there, not to be made again
+        wait_for(lambda: _try(lambda: _api(lab, "POST", "/v1/logical-ports", port))
+                 or _try(lambda: _api(lab, "GET", "/v1/logical-ports/newvm")), 20,
+                 "the API of a surviving controller to take a new port")
         lab.add_vm("newvm", theirs[0], ip, _new_mac(9), sw.subnet.prefixlen, str(lab.topo.gateway(lab.topo.vms[0]) or ""))
         attached_at = time.monotonic()
         taken = wait_for(lambda: (o := _owners(lab)) and all(o.get(hv) not in (None, victim) for hv in theirs) and o,
                          20, f"{victim}'s hypervisors to be taken over")
-        takeover = time.monotonic() - t0
+        seen = time.monotonic() - t0
+        takeover = max(_claimed_at(lab, hv, leader) for hv in theirs) - killed_at
         observer = next(vm for vm in lab.topo.vms if vm.switch == sw.name)
         from mininet_topos.checks import ping
         wait_for(lambda: ping(lab.vm(observer.name), ip, timeout=0.3) == 1, 20, "the VM attached during the failover")
@@ -86,8 +97,21 @@ def controller_failover(lab) -> dict:
     return {"ok": takeover < TAKEOVER_TARGET and pinged["pings_lost"] == 0 and pinged["pings_sent"] > 0,
             "killed_controller": victim, "its_hypervisors": theirs, "new_owners": {hv: taken[hv] for hv in theirs},
             "killed_database_leader": lab.nb_member(leader) if leader else None,
-            "takeover_s": round(takeover, 2), "target_s": TAKEOVER_TARGET,
+            "takeover_s": round(takeover, 2), "target_s": TAKEOVER_TARGET, "seen_through_the_api_s": round(seen, 2),
             "vm_attached_during_failover_answered_after_s": round(converged, 2), **pinged}
+
+
+def _claimed_at(lab, hv: str, dead_member: int | None) -> float:
+    """When the hypervisor's current owner claimed it, as the database holds it (read from a
+    live member directly, not through a controller)."""
+    import json
+    import subprocess
+    member = next(i for i in range(1, lab.nb_cluster + 1) if i != dead_member)
+    query = json.dumps(["Packetwalk", {"op": "select", "table": "Hypervisor", "where": [["name", "==", hv]],
+                                       "columns": ["claimed_at"]}])
+    out = subprocess.run(["ovsdb-client", "query", f"tcp:{lab.nb_ip(member)}:6641", query],
+                         capture_output=True, text=True, timeout=10).stdout
+    return json.loads(out)[0]["rows"][0]["claimed_at"] / 1000
 
 
 def _try(fn):
@@ -105,7 +129,7 @@ def controller_join(lab) -> dict:
     from mininet_topos.lab import wait_for
     if not lab.controllers:
         return {"ok": False, "error": "needs --controllers"}
-    before = wait_for(lambda: (o := _owners(lab)) and all(o.values()) and o, 20, "every hypervisor owned")
+    before = _settled(lab)
     live = set(lab.controllers)
     name = next(n for n in (f"ctl{i}" for i in itertools.count(len(lab.controllers) + 1))
                 if n not in live and any(cluster.rendezvous(hv, live | {n}) == n for hv in before))

@@ -25,7 +25,10 @@ class Manifest:
 
     def add_pid(self, pid: int, comm: str) -> None:
         """Remember a process we started, with its start time: a reused pid is not ours."""
-        self.data["pids"].append([pid, comm, start_time(pid)])
+        self.add_pids([(pid, comm)])
+
+    def add_pids(self, processes: list[tuple[int, str]]) -> None:
+        self.data["pids"] += [[pid, comm, start_time(pid)] for pid, comm in processes]
         self._save()
 
     def _save(self) -> None:
@@ -59,8 +62,7 @@ def clean(rundir: Path) -> list[str]:
     """Undo a lab: its processes by pid, its namespaces and links by name. Returns what it did."""
     rundir = Path(rundir)
     done = []
-    manifest = Manifest(rundir)
-    for pidfile in sorted(rundir.glob("*/*.pid")):
+    for pidfile in sorted(rundir.rglob("*.pid")):     # a lab's hypervisors, the scale bench's fleet
         daemon = pidfile.stem
         if daemon in DAEMONS:
             try:
@@ -69,14 +71,17 @@ def clean(rundir: Path) -> list[str]:
                 continue
             if stop_pid(pid, daemon):
                 done.append(f"stopped {daemon} {pid} ({pidfile.parent.name})")
-    for pid, comm, started in reversed(manifest.data["pids"]):
-        if stop_pid(pid, comm, started=started):
-            done.append(f"stopped {comm} {pid}")
+    manifests = [Manifest(path.parent) for path in sorted(rundir.rglob(MANIFEST))]
+    for manifest in manifests:
+        for pid, comm, started in reversed(manifest.data["pids"]):
+            if stop_pid(pid, comm, started=started):
+                done.append(f"stopped {comm} {pid}")
     for name in our_netns():
         _run("ip", "netns", "del", name)
         done.append(f"deleted namespace {name}")
     for name in our_links():
         _run("ip", "link", "del", name)
         done.append(f"deleted link {name}")
-    manifest.path.unlink(missing_ok=True)
+    for manifest in manifests:
+        manifest.path.unlink(missing_ok=True)
     return done

@@ -7,7 +7,7 @@ the controller process that every hypervisor connects to.
 """
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import os
 import re
@@ -15,18 +15,19 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from mininet.log import setLogLevel
 from mininet.net import Mininet
-from mininet.nodelib import LinuxBridge
 
 from dataplane import physical
+from dataplane.ofprobe import BrIntProbe, ProbeError
 from dataplane.pki import LabPKI
-from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError
-from mininet_topos import capacity, cleanup, interrupts
-from mininet_topos.nodes import VM, HypervisorNode
+from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
+from mininet_topos import bringup, capacity, cleanup, interrupts, readiness
+from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
 from mininet_topos.topology import Topology, intent_dict
 
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk"))
@@ -36,12 +37,19 @@ UNDERLAY = cleanup.PREFIX + "ul"
 MGMT_BRIDGE = cleanup.PREFIX + "mg"
 
 
+TELL_EVERY = 5.0         # s between progress lines saying what a starting lab still waits for
+POLL = 0.02              # s between looks at the controller's state while the lab comes up
+ANNOUNCE_AGAIN = 0.25    # s before a VM whose binding is not learned announces itself again (its
+                         # first may beat the flows: the state says "sent", not "installed")
+
+
 class LabError(RuntimeError):
     pass
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    """Poll `condition()` until it returns something truthy; LabError naming `what` if not."""
+def wait_for(condition, timeout: float, what, interval: float = 0.05):
+    """Poll `condition()` until it returns something truthy; LabError naming `what` (a
+    string, or a function that says what is still missing) if not."""
     deadline = time.monotonic() + timeout
     while True:
         interrupts.checkpoint()
@@ -49,7 +57,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 
@@ -69,11 +77,15 @@ def _settle(node, timeout: float = 2.0) -> None:
 
 class Lab:
     def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0,
-                 ssl=False):
+                 ssl=False, controllers: int = 0):
         self.topo = topology
         self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
         self.ssl = ssl           # OpenFlow and the hypervisors' OVSDB over SSL, with the lab's own PKI
         self.pki: LabPKI | None = None
+        # 0: one controller in the root namespace; N: N controllers, each in its own namespace
+        self.controllers = [f"ctl{i}" for i in range(1, controllers + 1)]
+        self.procs: dict[str, subprocess.Popen] = {}     # controller name -> its process (several)
+        self.api = f"http://127.0.0.1:{API_PORT}"       # the API lab clients use (a live controller's)
         self.rundir = Path(rundir)
         self._progress = progress or (lambda msg: None)
         self.verbose = verbose
@@ -82,6 +94,7 @@ class Lab:
         self.manifest: cleanup.Manifest | None = None
         self.placement = {vm.name: vm.hypervisor for vm in topology.vms}   # VM -> hypervisor now
         self.extra_vms = {}               # VMs added while running: name -> (ip, mac, switch)
+        self._state_cache = (None, {})
 
     def progress(self, message: str) -> None:
         """Say what the lab does next; a step boundary, so a SIGINT/SIGTERM noted meanwhile acts here."""
@@ -103,9 +116,19 @@ class Lab:
     def state_file(self) -> Path:
         return self.rundir / "controller" / "state.json"
 
-    def controller_state(self) -> dict:
+    def controller_state(self, name: str | None = None) -> dict:
+        """A controller's tables as its state file has them (several controllers: the named
+        one, else the one whose API the lab uses), read again only once the file changed:
+        at 64 hypervisors it is a megabyte, and the lab polls it while it starts."""
+        if name is None and self.controllers:
+            name = next((c for c in self.controllers if self.controller_api(c) == self.api), self.controllers[0])
+        path = self.rundir / name / "state.json" if name else self.state_file
         try:
-            return json.loads(self.state_file.read_text())
+            st = path.stat()
+            key = (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+            if self._state_cache[0] != key:
+                self._state_cache = (key, json.loads(path.read_text()))
+            return self._state_cache[1]
         except (OSError, ValueError):
             return {}
 
@@ -132,21 +155,23 @@ class Lab:
             raise LabError("a lab is running, or a crashed one left " + ", ".join(left)
                            + ": stop it, or run `packetwalk lab clean`")
         with interrupts.deferred():
+            shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
+            self.rundir.mkdir(parents=True)
+            self.manifest = cleanup.Manifest(self.rundir)
             try:
-                shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
-                self.rundir.mkdir(parents=True)
-                self.manifest = cleanup.Manifest(self.rundir)
                 if self.ssl and self.topo.kind != "physical":
                     self.progress("making the lab's CAs and certificates")
                     self.pki = LabPKI(self.rundir / "pki", [hv.name for hv in self.topo.hypervisors])
                 if self.topo.kind == "physical":
                     self._build_physical()
                 else:
-                    self._build()
-                    self._start_controller()
+                    self._build()              # the controller starts meanwhile
                     self._start_hypervisors()
                     self._wait_ready()
                 self.write_lab_file()
+            except bringup.BringupError as e:
+                self.stop()
+                raise LabError(str(e)) from None
             except BaseException:
                 self.stop()      # raises Interrupted if a signal came (the error it caused is its cause)
                 raise
@@ -156,29 +181,46 @@ class Lab:
         t = self.topo
         setLogLevel("error" if not self.verbose else "info")
         self.progress(f"building {t.name}: {len(t.hypervisors)} hypervisors, {len(t.vms)} VMs")
+        self._management_network()
+        if not self.nb_cluster:        # (a Raft cluster's members are Mininet hosts: they come first)
+            self._launch_controller()  # it starts, and takes the intent, while Mininet builds
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        underlay = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
-        mgmt = net.addSwitch(MGMT_BRIDGE, cls=LinuxBridge, dpid="2")
-        ctl = f"{'ssl' if self.pki else 'tcp'}:{t.controller_ip}:{OPENFLOW_PORT}"
-        for i, hv in enumerate(t.hypervisors, start=1):
-            interrupts.checkpoint()
-            node = net.addHost(hv.name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name),
-                               dpid=i, vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}",
-                               mgmt_ip=str(hv.mgmt_ip), controller=ctl,
-                               ssl=self.pki.hypervisors[hv.name] if self.pki else None)
-            net.addLink(node, underlay, intfName1=UPLINK, intfName2=f"{UNDERLAY}-{hv.name}")
-            net.addLink(node, mgmt, intfName1=MGMT, intfName2=f"{MGMT_BRIDGE}-{hv.name}",
-                        params1={"ip": f"{hv.mgmt_ip}/{t.management.prefixlen}"})
+        mgmt = net.addSwitch(MGMT_BRIDGE, cls=Bridge, dpid="2")
+        net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
+        scheme = "ssl" if self.pki else "tcp"
+        ctl = " ".join(f"{scheme}:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers) \
+            or f"{scheme}:{t.controller_ip}:{OPENFLOW_PORT}"
+        hosts = [(hv.name, dict(cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name), dpid=i,
+                                vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}", mgmt_ip=str(hv.mgmt_ip),
+                                controller=ctl, ssl=self.pki.hypervisors[hv.name] if self.pki else None))
+                 for i, hv in enumerate(t.hypervisors, start=1)]
+        for vm in t.vms:
+            gw = t.gateway(vm)
+            hosts.append((vm.name, dict(cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}", mac=vm.mac,
+                                        defaultRoute=f"via {gw}" if gw else None)))
+        bringup.add_hosts(net, hosts)
+        links = [link for hv in t.hypervisors for link in ((hv.name, UPLINK, UNDERLAY, f"{UNDERLAY}-{hv.name}"),
+                                                           (hv.name, MGMT, MGMT_BRIDGE, f"{MGMT_BRIDGE}-{hv.name}"))]
+        bringup.add_links(net, links + [(vm.name, "eth0", vm.hypervisor, vm.name) for vm in t.vms])
+        for name in self.controllers:      # several controllers: each in a namespace of its own
+            node = net.addHost(name, ip=None)
+            net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{name}",
+                        params1={"ip": f"{self.controller_ip(name)}/{t.management.prefixlen}"})
         for i in range(1, self.nb_cluster + 1):
             node = net.addHost(self.nb_member(i), ip=None)
             net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{node.name}",
                         params1={"ip": f"{self.nb_ip(i)}/{t.management.prefixlen}"})
-        self._add_vms()
-        self._start_net()
-        mask = t.management.prefixlen
-        subprocess.run(["ip", "addr", "add", f"{t.controller_ip}/{mask}", "dev", MGMT_BRIDGE], check=True)
+        self._start_net(configure_vms_at_once=True)
         if self.nb_cluster:
             self._start_nb_cluster()
+            self._launch_controller()
+
+    def _management_network(self) -> None:
+        """The management bridge with the controller's address, before anything else."""
+        t = self.topo
+        bringup.ip_batch([f"link add {MGMT_BRIDGE} type bridge {NO_NETFILTER}",
+                          f"addr add {t.controller_ip}/{t.management.prefixlen} dev {MGMT_BRIDGE}",
+                          f"link set {MGMT_BRIDGE} up"], f"the management network {MGMT_BRIDGE}")
 
     # --- the controller's database as a Raft cluster (--nb-cluster N) ----------------------
     def nb_member(self, i: int) -> str:
@@ -208,6 +250,11 @@ class Lab:
                 ["ovsdb-tool", "join-cluster", f"{d}/nb.db", DB_NAME, me, first]
             subprocess.run(tool, check=True, capture_output=True)
             self.start_nb_member(i)
+        # a dead leader is replaced after 0.5 s of silence (OVSDB's default is 1 s): the
+        # controller-failover check's 3 s include the database's own election
+        leader = wait_for(self.nb_leader, 10, "the database cluster to elect a leader")
+        subprocess.run(["ovs-appctl", "-t", self.nb_ctl(leader), "cluster/change-election-timer", "Packetwalk", "500"],
+                       capture_output=True)
 
     def start_nb_member(self, i: int) -> None:
         d, node = self.rundir / self.nb_member(i), self.net[self.nb_member(i)]
@@ -241,7 +288,7 @@ class Lab:
         self.progress(f"building {t.name} (physical baseline): {len(t.hypervisors)} hosts, "
                       f"{len(t.routers)} router, {len(t.vms)} VMs")
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        switch = net.addSwitch(UNDERLAY, cls=LinuxBridge, dpid="1")
+        switch = net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
         devices = [h.name for h in t.hypervisors] + [r.name for r in t.routers]
         for name in devices:
             node = net.addHost(name, cls=HypervisorNode, ip=None, rundir=str(self.rundir / name))
@@ -270,32 +317,56 @@ class Lab:
                                mac=vm.mac, defaultRoute=f"via {gw}" if gw else None)
             net.addLink(node, net[vm.hypervisor], intfName1="eth0", intfName2=vm.name)
 
-    def _start_net(self) -> None:
-        """Build and start the Mininet network; record its shells; name its namespaces pw-*;
-        keep the host's firewall off the lab's own bridges."""
+    def _start_net(self, configure_vms_at_once: bool = False) -> None:
+        """Configure and start the Mininet network (every VM at once: hypervisors configure
+        themselves in their start script); record its shells; name its namespaces pw-*."""
         net = self.net
-        net.build()
-        for node in net.hosts + net.switches:
-            self.manifest.add_pid(node.pid, "bash")
-        for node in net.hosts:
-            name = cleanup.PREFIX + node.name
-            subprocess.run(["ip", "netns", "attach", name, str(node.pid)], check=True)
+        if configure_vms_at_once:
+            vms = [h for h in net.hosts if isinstance(h, VM)]
+            bringup.run_on([(vm, vm.config_command(**vm.params)) for vm in vms])
+            for host in net.hosts:
+                if not isinstance(host, (VM, HypervisorNode)):
+                    host.configDefault()
+            net.built = True
+        else:
+            net.build()
+        self.manifest.add_pids([(node.pid, "bash") for node in net.hosts + net.switches])
+        bringup.ip_batch([f"netns attach {cleanup.PREFIX}{node.name} {node.pid}" for node in net.hosts],
+                         "the lab's namespace names")
         net.start()
-        for bridge in net.switches:
-            subprocess.run(["ip", "link", "set", bridge.name, "type", "bridge", "nf_call_iptables", "0",
-                            "nf_call_ip6tables", "0", "nf_call_arptables", "0"], check=True)
 
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{API_PORT}"
+    def controller_ip(self, name: str) -> str:
+        return str(self.topo.management.broadcast_address - 30 - int(name.removeprefix("ctl")))
+
+    def controller_api(self, name: str) -> str:
+        return f"http://{self.controller_ip(name)}:{API_PORT}"
+
+    def controller_alive(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
 
     @property
     def db_dir(self) -> Path:
         return self.rundir / "controller" / "db"
 
-    def _start_controller(self, load_intent: bool = True) -> None:
-        """The controller with its embedded database in the lab's run dir; then the
-        topology's logical part goes in through its API, as any client's would."""
+    def _launch_controller(self, load_intent: bool = True) -> None:
+        """The controller with its embedded database in the lab's run dir (or the Raft
+        cluster's); then, in the background while the rest starts, the topology's logical
+        part goes in through its API, as any client's would: one PUT (see _controller_ready)."""
+        t = self.topo
+        self._intent_thread = None
+        if self.controllers:                # several, each in its namespace: they listen before this returns
+            for name in self.controllers:
+                self.start_controller(name)
+        else:
+            self._launch_one()
+        self._intent_loaded: list = []
+        self._intent_thread = threading.Thread(target=self._load_intent_into, args=(self._intent_loaded,),
+                                               daemon=True) if load_intent else None
+        if self._intent_thread:
+            self._intent_thread.start()
+
+    def _launch_one(self) -> None:
         t = self.topo
         d = self.rundir / "controller"
         d.mkdir(parents=True, exist_ok=True)
@@ -309,19 +380,84 @@ class Lab:
             own = self.pki.controller
             cmd += ["--ofp-ssl-listen-port", str(OPENFLOW_PORT), "--ctl-privkey", str(own.key),
                     "--ctl-cert", str(own.cert), "--ca-certs", str(own.ca)]
-        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}   # no DNS here: 0.1 s less to start
+        self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
+
+    def _load_intent_into(self, outcome: list) -> None:
+        try:
+            outcome.append(self.load_intent())
+        except BaseException as e:      # handed to the lab's thread by _controller_ready
+            outcome.append(e)
+
+    def _controller_ready(self) -> None:
+        """The controller listens (OpenFlow), its database server is recorded, the intent is in."""
+        t, log = self.topo, self.rundir / "controller" / "controller.log"
 
         def listening():
             if self.controller.poll() is not None:
-                raise LabError(f"the controller exited ({self.controller.returncode}); see {d / 'controller.log'}")
+                raise LabError(f"the controller exited ({self.controller.returncode}); see {log}")
             with socket.socket() as s:
                 return s.connect_ex((str(t.controller_ip), OPENFLOW_PORT)) == 0
-        wait_for(listening, 30, "the controller to listen")
+        if not self.controllers:
+            wait_for(listening, 30, f"the controller to listen on {t.controller_ip}:{OPENFLOW_PORT} (see {log})")
         if not self.nb_cluster:
             self._record_db_server()
-        if load_intent:
-            self.load_intent()
+        if self._intent_thread:
+            self._intent_thread.join()
+            self._intent_thread = None
+            if isinstance(self._intent_loaded[0], BaseException):
+                raise self._intent_loaded[0]
+
+    def _spawn(self, name: str, ip: str, netns: str | None, db: list[str], state: Path, extra: list[str]):
+        d = self.rundir / name
+        d.mkdir(parents=True, exist_ok=True)
+        log = open(d / "controller.log", "a")
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db, "--controller-name", name,
+               "--ofp-listen-host", ip, "--ofp-tcp-listen-port", str(OPENFLOW_PORT), "--state-file", str(state), *extra]
+        if netns:
+            cmd = ["ip", "netns", "exec", netns, *cmd]      # ip execs the controller: one pid
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.manifest.add_pid(proc.pid, Path(sys.executable).name)
+
+        def listening():
+            if proc.poll() is not None:
+                raise LabError(f"the controller {name} exited ({proc.returncode}); see {d / 'controller.log'}")
+            probe = ["ip", "netns", "exec", netns] if netns else []
+            return subprocess.run([*probe, "bash", "-c", f"echo > /dev/tcp/{ip}/{OPENFLOW_PORT}"],
+                                  capture_output=True).returncode == 0 if netns else _connects(ip, OPENFLOW_PORT)
+        wait_for(listening, 30, f"the controller {name} to listen")
+        return proc
+
+    def start_controller(self, name: str | None = None) -> None:
+        """Start a controller (again) on the same database: its intent comes from there."""
+        if name is None and not self.controllers:
+            self._launch_controller(load_intent=False)
+            return self._controller_ready()
+        if name not in self.controllers:
+            raise LabError(f"no controller {name!r} in this lab (it has {', '.join(self.controllers)})")
+        ip = self.controller_ip(name)
+        self.progress(f"starting controller {name} on {ip}:{OPENFLOW_PORT} (namespace {cleanup.PREFIX}{name})")
+        self.procs[name] = self._spawn(name, ip, cleanup.PREFIX + name, ["--nb", self.nb_remote],
+                                       self.rundir / name / "state.json",
+                                       ["--api-listen-host", ip, "--api-port", str(API_PORT)])
+        if not any(self.controller_alive(c) and self.controller_api(c) == self.api for c in self.controllers):
+            self.api = self.controller_api(name)
+
+    def add_controller(self, name: str) -> None:
+        """A controller that joins a running lab: its namespace, its link, its process."""
+        node = self.net.addHost(name, ip=None)
+        self.manifest.add_pid(node.pid, "bash")
+        subprocess.run(["ip", "netns", "attach", cleanup.PREFIX + name, str(node.pid)], check=True)
+        self.net.addLink(node, self.net[MGMT_BRIDGE], intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{name}")
+        subprocess.run(["ip", "link", "set", f"{MGMT_BRIDGE}-{name}", "master", MGMT_BRIDGE, "up"], check=True)
+        node.setIP(f"{self.controller_ip(name)}/{self.topo.management.prefixlen}", intf="eth0")
+        node.cmd("ip link set eth0 up; ip link set lo up")
+        self.controllers.append(name)
+        self.start_controller(name)
+        target = " ".join(f"tcp:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers)
+        for hv in self.topo.hypervisors:
+            self.hv(hv.name).ovs.vsctl(f"set-controller br-int {target}")
 
     def _record_db_server(self) -> None:
         pidfile = self.db_dir / "ovsdb-server.pid"
@@ -348,84 +484,109 @@ class Lab:
             raise
 
     def _start_hypervisors(self) -> None:
-        for hv in self.topo.hypervisors:
-            self.progress(f"starting {hv.name}: ovsdb-server + ovs-vswitchd, VTEP {hv.vtep_ip}")
-            node = self.hv(hv.name)
-            try:
-                node.ovs.start()
-                for pid_name, pid in node.ovs.pids().items():
-                    self.manifest.add_pid(pid, pid_name)
-                for vm in self.vms_on(hv.name):
-                    sw = self.topo.switch(vm.switch)
-                    node.ovs.attach_vm(vm.name, vm.name, vm.mac, sw.name, sw.vni)
-            except HypervisorError as e:
-                raise LabError(str(e)) from e
+        """Every hypervisor at once, all but its controller (see HypervisorOVS.start_scripts);
+        then, once the controller listens, every hypervisor's controller."""
+        hvs = [self.hv(h.name) for h in self.topo.hypervisors]
+        self.progress(f"starting {len(hvs)} hypervisors: ovsdb-server + ovs-vswitchd each, VTEPs "
+                      f"{self.topo.hypervisors[0].vtep_ip}..{self.topo.hypervisors[-1].vtep_ip}")
+        scripts = {}
+        for node in hvs:
+            ports = [VmPort(vm.name, vm.name, vm.mac, vm.switch, self.topo.switch(vm.switch).vni)
+                     for vm in self.vms_on(node.name)]
+            first, then = node.ovs.start_scripts(ports)
+            mgmt = f"{self.topo.hypervisor(node.name).mgmt_ip}/{self.topo.management.prefixlen}"
+            scripts[node.name] = (f"ip link set lo up && ip addr add {mgmt} dev {MGMT} && ip link set {MGMT} up && "
+                                  + first, then)
+        try:
+            for phase in (0, 1):
+                if phase == 1:
+                    self._controller_ready()
+                    self.progress("the controller listens and holds the intent; hypervisors connect")
+                commands = [(node, node.ovs.wrapped(scripts[node.name][phase])) for node in hvs]
+                outputs = bringup.run_on(commands)
+                # record the daemons before any error: stop() needs them
+                if phase == 0:
+                    self.manifest.add_pids([(pid, daemon) for node in hvs for daemon, pid in node.ovs.pids().items()])
+                for node, out in zip(hvs, outputs):
+                    node.ovs.checked(scripts[node.name][phase], out)
+        except HypervisorError as e:
+            raise LabError(str(e)) from e
 
     def _wait_ready(self) -> None:
-        """Every hypervisor connected (OpenFlow and OVSDB) with its VM ports known; every VM's
-        binding learned (from the gratuitous ARP it sends when it comes up); every tunnel
-        the topology implies made by the controller and up (BFD), so no first packet waits
-        on VTEP resolution."""
-        self.progress("waiting for hypervisors to connect to the controller")
-        want = {hv.name: {vm.name for vm in self.vms_on(hv.name)} for hv in self.topo.hypervisors}
+        """Poll until ready (see readiness.py), each hypervisor's br-int asked whether it holds
+        what the controller sent. A VM whose binding the controller has not got (not one
+        configured on its logical port) announces itself (gratuitous ARP) as soon as its
+        hypervisor holds its flows, and again if not heard. A timeout that grows with the
+        lab's size ends in a LabError that lists what is missing."""
+        self.progress("waiting for the controller: hypervisors, ports, flows, bindings, tunnels")
+        exp = readiness.expect(self.topo, self.placement)
+        limit = readiness.timeout(self.topo)
+        start = time.monotonic()
+        announced: dict[str, float] = {}
+        neighbours: dict[str, set[str]] = {}
+        told = start
+        with contextlib.closing(BrIntProbe()) as probe:
+            while True:
+                now = time.monotonic()
+                state = self.controller_state()
+                due = [vm for vm in exp.bindings if now - announced.get(vm, -ANNOUNCE_AGAIN) >= ANNOUNCE_AGAIN
+                       and not readiness.learned(exp, state, vm)
+                       and readiness.hypervisor_ready(exp, state, self.placement[vm])]
+                if due:
+                    bringup.run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
+                    announced.update((vm, now) for vm in due)
+                missing = readiness.missing(exp, state) or self._unconfirmed(exp, state, probe)
+                if not missing:
+                    pending = [hv for hv, r in exp.tunnels.items() if set(r.values()) - neighbours.get(hv, set())]
+                    neighbours.update(self._neighbours(pending))
+                    missing = readiness.unresolved(exp, neighbours)
+                if not missing:
+                    self.progress(f"ready after {time.monotonic() - start:.1f} s of waiting")
+                    return
+                if now - told >= TELL_EVERY or os.environ.get("PACKETWALK_DEBUG_READY"):
+                    self.progress(f"still waiting ({now - start:.1f} s) for: {readiness.describe(missing, 3)}")
+                    told = now
+                if now - start > limit:
+                    raise LabError(f"the lab is not ready after {limit:.0f} s: " + readiness.describe(missing))
+                time.sleep(POLL * (1 + len(exp.ports) / 8))     # a big lab's checks cost more
 
-        def connected():
-            hvs = self.controller_state().get("hypervisors", {})
-            return all(n in hvs and hvs[n]["openflow"] and hvs[n]["ovsdb"]
-                       and vms <= {a["vm"] for a in hvs[n]["attachments"].values()}
-                       for n, vms in want.items())
-        wait_for(connected, 60, "every hypervisor to connect to the controller")
+    def _unconfirmed(self, exp, state, probe: BrIntProbe) -> list[str]:
+        try:
+            observed = probe.observe({hv: self.rundir / hv / "br-int.mgmt" for hv in exp.ports})
+        except ProbeError as e:
+            probe.close()
+            return [str(e)]
+        return readiness.unconfirmed(exp, state, observed)
 
-        self.progress("VMs announce themselves (gratuitous ARP); tunnels come up (BFD)")
-        deadline = time.monotonic() + 60
-        while True:
-            state = self.controller_state()
-            unlearned = [vm for vm in self.topo.vms if not self._learned(state, vm)]
-            down = self._tunnels_down(state)
-            if not unlearned and not down:
-                return
-            if time.monotonic() > deadline:
-                raise LabError("timed out waiting for " + ", ".join(
-                    [f"the binding of {vm.name}" for vm in unlearned] + [f"tunnel {t}" for t in down]))
-            for vm in unlearned:           # not heard yet (its port's flows may have been late)
-                self.vm(vm.name).announce()
-            try:
-                wait_for(lambda: all(self._learned(self.controller_state(), vm) for vm in unlearned),
-                         1.0, "announcements")
-            except LabError:
-                pass
-
-    def _learned(self, state: dict, vm) -> bool:
-        vni = str(self.topo.switch(vm.switch).vni)
-        return state.get("arp_table", {}).get(vni, {}).get(str(vm.ip), {}).get("mac") == vm.mac
-
-    def _tunnels_down(self, state: dict) -> list[str]:
-        hvs = state.get("hypervisors", {})
-        down = []
-        for a, b in itertools.permutations(self.topo.hypervisors, 2):
-            shared = ({vm.switch for vm in self.vms_on(a.name)}
-                      & {vm.switch for vm in self.vms_on(b.name)})
-            if shared and hvs.get(a.name, {}).get("tunnels", {}).get(b.name, {}).get("bfd") != "up":
-                down.append(f"{a.name}->{b.name}")
-        return down
+    def _neighbours(self, hypervisors: list[str]) -> dict[str, set[str]]:
+        """hypervisor -> the IPs its datapath has resolved (tnl/neigh/show), asked all at once
+        (ovs-appctl reaches a hypervisor's ovs-vswitchd through its run directory)."""
+        procs = {hv: subprocess.Popen(["ovs-appctl", "--timeout=5", "tnl/neigh/show"], text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      env={**os.environ, **ovs_env(self.rundir / hv)})
+                 for hv in hypervisors}
+        return {hv: readiness.neighbour_ips(p.communicate()[0]) for hv, p in procs.items()}
 
     # --- operations on a running lab ------------------------------------------------------
     def restart_controller(self) -> None:
         """Stop the controller process and start a new one (the hypervisors reconnect)."""
         self._stop_controller()
         self.state_file.unlink(missing_ok=True)
-        self._start_controller(load_intent=False)      # intent is in its database
+        self._launch_controller(load_intent=False)      # intent is in its database
+        self._controller_ready()
         self._wait_ready()
 
-    def kill_controller(self) -> None:
+    def kill_controller(self, name: str | None = None) -> None:
         """kill -9: the controller gets no chance to clean up (its embedded database goes with it)."""
+        if name is not None:
+            proc = self.procs.get(name)
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            return
         if self.controller and self.controller.poll() is None:
             self.controller.kill()
             self.controller.wait()
-
-    def start_controller(self) -> None:
-        """Start the controller again on the same database (intent comes from there)."""
-        self._start_controller(load_intent=False)
 
     def add_vm(self, name: str, hypervisor: str, ip: str, mac: str, prefixlen: int, gateway: str | None,
                iface_id: str | None = None) -> VM:
@@ -468,9 +629,18 @@ class Lab:
         dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
         self.placement[name] = to
         self.write_lab_file()
-        self.vm(name).announce(wait=False)
+        self.vm(name).announce()
 
     def _stop_controller(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if self.controller and self.controller.poll() is None:
             self.controller.terminate()
             try:
@@ -483,7 +653,7 @@ class Lab:
         """Record what is running, for commands run from another shell."""
         info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind, "ssl": bool(self.pki),
                 "rundir": str(self.rundir), "placement": self.placement,
-                "api": None if self.topo.kind == "physical" else f"http://127.0.0.1:{API_PORT}"}
+                "api": None if self.topo.kind == "physical" else self.api, "controllers": self.controllers}
         (self.rundir / LAB_FILE).write_text(json.dumps(info, indent=1))
 
     def stop(self) -> None:
@@ -495,9 +665,12 @@ class Lab:
                 self._stop_controller()
                 if self.net is not None:
                     net, self.net = self.net, None
-                    for node in net.hosts + net.switches:
-                        _settle(node)
                     net.stop()             # HypervisorNode.terminate stops each node's OVS by pid
             finally:
                 cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
         interrupts.checkpoint()
+
+
+def _connects(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((ip, port)) == 0

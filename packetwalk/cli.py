@@ -136,8 +136,11 @@ def show_tunnels(hv, as_json, api):
                    "namespace (default: the controller's embedded database; 3 when --test has nb-cluster)")
 @click.option("--ssl", "use_ssl", is_flag=True,
               help="OpenFlow and every hypervisor's OVSDB over SSL, with the lab's own CAs and certificates")
+@click.option("--controllers", type=click.IntRange(0, 7), default=0, metavar="N",
+              help="N controllers, each in its own namespace, sharing the database (needs --nb-cluster; "
+                   "default: one controller in the root namespace)")
 @click.pass_context
-def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, use_ssl):
+def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, use_ssl, controllers):
     """Start the controller and the emulated network, and give the Mininet CLI."""
     if ctx.invoked_subcommand:
         return
@@ -159,10 +162,13 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, use_ssl):
         _fail(f"{topology_file}: too large for this machine: {reason}")
     _require_root("packetwalk lab")
     if nb_cluster is None:
-        nb_cluster = 3 if "nb-cluster" in names else 0
+        nb_cluster = 3 if "nb-cluster" in names or controllers else 0
+    if controllers and not nb_cluster:
+        _fail("--controllers needs the database as a cluster they share: add --nb-cluster 3")
     interrupts.install()
     try:
-        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, ssl=use_ssl) as running:
+        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, ssl=use_ssl,
+                 controllers=controllers) as running:
             if not names:
                 from mininet.cli import CLI
                 from mininet.log import setLogLevel

@@ -87,7 +87,9 @@ def test_show_arp_table_by_vni(lab):
 def test_show_tunnels_json_and_an_unknown_switch(lab):
     r = show("tunnels", "hv1", "--json")
     assert r.returncode == 0, r.stderr
-    assert '"remote": "hv2"' in r.stdout and '"bfd": "up"' in r.stdout
+    assert '"remote": "hv2"' in r.stdout
+    # a lab is ready before BFD says up (it waits for the remote VTEP's MAC, not for BFD's 1 s handshake)
+    wait_for(lambda: '"bfd": "up"' in show("tunnels", "hv1", "--json").stdout, 10, "BFD hv1->hv2 up")
     r = show("mac-table", "db")
     assert r.returncode == 1 and r.stderr.startswith("packetwalk: no logical switch 'db'")
     assert "Traceback" not in r.stderr

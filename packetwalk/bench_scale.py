@@ -1,0 +1,363 @@
+"""The scale scenario of `packetwalk bench` (issue 9, item 6): the controller against
+hundreds of hypervisors and thousands of VMs on this one machine.
+
+The hypervisors are a dataplane.fleet (see there why: one ovsdb-server + ovs-vswitchd per
+hypervisor, each in its own namespace, VM ports as dummy devices), so each speaks real
+OpenFlow 1.3 and OVSDB to a real controller process. The network is tenants of 100 VMs:
+one distributed router joining 4 logical switches of 25 VMs; VMs are placed in blocks of 5
+(5 VMs of one switch on one hypervisor), each hypervisor holds 25 VMs of 5 tenants, each
+tenant spans 20 hypervisors. So a hypervisor reaches ~500 VMs, not all of them, as in a
+real cloud.
+
+Measured at each size, all confirmed on the hypervisors themselves (their br-int, read over
+OpenFlow, not what the controller believes):
+- cold: the intent (every switch, router and port) is put into the controller's database
+  first (one PUT, timed on its own), with no hypervisor able to reach it; then, with every
+  hypervisor up and waiting, from the controller's start on that database until every
+  hypervisor holds its wanted flows and tunnel ports (its flow count equals the
+  controller's, its tunnel count the topology's): a control plane's cold start;
+- attach: a VM port plugged on one hypervisor until every hypervisor it touches (those
+  that reach its switch) holds the new flows; p50 over a few; and the detach back;
+- the controller's CPU (for the cold start, and per attach, less its idle rate) and its
+  peak memory, from /proc of its pid; flows per hypervisor; flow-mods per attach.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dataplane.fleet import Fleet, Member
+from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
+from mininet_topos import cleanup, readiness
+from mininet_topos.lab import LabError, wait_for
+from mininet_topos.topology import intent_dict, parse_topology
+from packetwalk.show import ShowError, request
+
+SIZES = ((10, 250), (50, 1250), (100, 2500), (200, 5000))    # (hypervisors, VMs)
+QUICK = ((4, 20),)
+TENANT_SWITCHES, SWITCH_VMS, BLOCK = 4, 25, 5
+MANAGEMENT, UNDERLAY = "169.254.78.0/24", "192.168.78.0/24"
+CONTROLLER_IP = "169.254.78.1"
+API_PORT = 8191                     # not the lab's 8181: the two may run side by side
+TARGETS = {"cold": ("<", 10.0), "attach": ("<", 100.0), "cpu_per_attach": ("<", 10.0)}   # at 200 x 5,000
+POLL = 0.002                        # s between looks at the touched hypervisors during an attach
+RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk")) / "scale"
+
+
+class ScaleError(LabError):
+    pass
+
+
+def topology(hypervisors: int, vms: int) -> dict:
+    """The tenants' network as a topology dict (parse_topology's shape)."""
+    per_tenant = TENANT_SWITCHES * SWITCH_VMS
+    tenants = -(-vms // per_tenant)
+    switches, routers, vm_list = [], [], []
+    for t in range(tenants):
+        lifs = []
+        for s in range(TENANT_SWITCHES):
+            name = f"t{t}s{s}"
+            switches.append({"name": name, "vni": 10000 + t * TENANT_SWITCHES + s,
+                             "subnet": f"10.{t // 64}.{(t % 64) * 4 + s}.0/24"})
+            lifs.append({"switch": name, "ip": f"10.{t // 64}.{(t % 64) * 4 + s}.1"})
+        routers.append({"name": f"r{t}", "interfaces": lifs})
+    for k in range(vms):
+        t, s, i = k // per_tenant, (k % per_tenant) // SWITCH_VMS, k % SWITCH_VMS
+        vm_list.append({"name": f"v{k}", "hypervisor": f"hv{(k // BLOCK) % hypervisors + 1}",
+                        "switch": f"t{t}s{s}", "ip": f"10.{t // 64}.{(t % 64) * 4 + s}.{10 + i}",
+                        "mac": f"00:50:57:{k >> 16 & 255:02x}:{k >> 8 & 255:02x}:{k & 255:02x}"})
+    return {"name": "scale", "kind": "overlay", "underlay": UNDERLAY,
+            "management": MANAGEMENT, "hypervisors": [{"name": f"hv{i + 1}"} for i in range(hypervisors)],
+            "logical_switches": switches, "logical_routers": routers, "vms": vm_list}
+
+
+# --- the controller process ---------------------------------------------------------------
+
+class Controller:
+    """The controller as a process of ours (and its embedded database server): started,
+    asked (API), measured (/proc), stopped by pid."""
+
+    def __init__(self, rundir: Path, listen: str = CONTROLLER_IP):
+        self.rundir, self.db_dir, self.listen = rundir, rundir / "controller-db", listen
+        self.api = f"http://127.0.0.1:{API_PORT}"
+        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", "--db-dir", str(self.db_dir),
+               "--ofp-listen-host", listen, "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
+               "--api-port", str(API_PORT)]
+        env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}
+        self.log = rundir / "controller.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.pid = self.proc.pid
+        self.started = [(self.pid, Path(sys.executable).name, start_time(self.pid))]
+        cleanup.Manifest(rundir).add_pid(self.pid, Path(sys.executable).name)
+
+    def database_server(self) -> int | None:
+        """Its embedded ovsdb-server, once it runs (recorded, so that it is stopped too)."""
+        try:
+            pid = int((self.db_dir / "ovsdb-server.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        if pid not in [p for p, _, _ in self.started]:
+            self.started.append((pid, "ovsdb-server", start_time(pid)))
+            cleanup.Manifest(self.rundir).add_pid(pid, "ovsdb-server")
+        return pid
+
+    def call(self, method: str, path: str, body=None):
+        try:
+            return request(self.api, method, "/v1" + path, body, timeout=120.0)
+        except ShowError as e:
+            raise ScaleError(f"the controller's API: {method} {path}: {e}") from None
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise ScaleError(f"the controller exited ({self.proc.returncode}); see {self.log}")
+
+    def listening(self) -> bool:
+        self.alive()
+        with socket.socket() as s:
+            return s.connect_ex((self.listen, OPENFLOW_PORT)) == 0
+
+    def cpu_s(self, pid: int | None = None) -> float:
+        """CPU seconds of every thread of the process so far (schedstat: nanoseconds)."""
+        pid = pid or self.pid
+        total = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total / 1e9
+
+    def peak_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self):
+        stop_all(self.started, timeout=10)
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0) -> dict:
+    """One size: fleet up, controller started and timed to programmed, `attaches` attaches
+    timed; everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
+    topo = parse_topology(topology(hypervisors, vms), f"<scale {hypervisors}x{vms}>")
+    placement = {v.name: v.hypervisor for v in topo.vms}
+    exp = readiness.expect(topo, placement)
+    left = cleanup.leftovers(RUNDIR)
+    if left:
+        raise ScaleError(f"{', '.join(left[:5])}: another lab or scale run is up, "
+                         "or a crashed one left them (`packetwalk lab clean`)")
+    shutil.rmtree(RUNDIR, ignore_errors=True)      # the last run's files; nothing of it runs
+    RUNDIR.mkdir(parents=True)
+    members = [Member(h.name, str(h.mgmt_ip), str(h.vtep_ip), tuple(
+        VmPort(v.name, v.name, v.mac, v.switch, topo.switch(v.switch).vni) for v in topo.vms_on(h.name)))
+        for h in topo.hypervisors]
+    fleet = Fleet(RUNDIR, members, CONTROLLER_IP, topo.management.prefixlen, progress)
+    ctl = None
+    try:
+        progress(f"scale {hypervisors}x{vms}: the intent into the controller's database (one PUT)")
+        ctl = Controller(RUNDIR, listen="127.0.0.1")        # where no hypervisor reaches it
+        wait_for(ctl.listening, 60, "the controller to listen")
+        wait_for(ctl.database_server, 10, "the controller's database server")
+        t0 = time.monotonic()
+        ctl.call("PUT", "/intent", intent_dict(topo))         # every switch, router and port at once
+        intent_s = time.monotonic() - t0
+        ctl.stop()
+        progress(f"scale {hypervisors}x{vms}: starting {hypervisors} emulated hypervisors")
+        fleet.start()
+        progress(f"scale {hypervisors}x{vms}: the controller starts on that database; "
+                 "timing until every hypervisor holds its flows")
+        t0 = time.monotonic()
+        ctl = Controller(RUNDIR)
+        wait_for(ctl.listening, 60, "the controller to listen")
+        listen_s = time.monotonic() - t0
+        db = wait_for(ctl.database_server, 10, "the controller's database server")
+        cold = _cold(ctl, fleet, exp, t0, 60 + 1.5 * hypervisors + 0.02 * vms)
+        cold.update(listen_s=listen_s, intent_s=intent_s, cold_cpu_s=ctl.cpu_s(), db_cpu_s=ctl.cpu_s(db),
+                    peak_mb_cold=ctl.peak_mb())
+        progress(f"scale {hypervisors}x{vms}: programmed from cold in {cold['cold_s']:.1f} s; "
+                 f"now {attaches} attaches")
+        result = {"hypervisors": hypervisors, "vms": vms, **cold, **_attaches(ctl, fleet, topo, attaches, quiet)}
+        result["peak_mb"] = ctl.peak_mb()
+        return result
+    finally:
+        if ctl:
+            ctl.stop()
+        fleet.stop()
+        (RUNDIR / cleanup.MANIFEST).unlink(missing_ok=True)
+
+
+def _rows(ctl: Controller) -> dict[str, dict]:
+    return {h["name"]: h for h in ctl.call("GET", "/hypervisors")}
+
+
+def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict:
+    """Until every hypervisor is connected with its ports known, holds as many of our flows as
+    the controller wants there (and the controller's count did not move since the last look),
+    and has every tunnel port the topology implies."""
+    done: dict[str, int] = {}
+    last: dict[str, int] = {}
+    why = ["nothing seen yet"]
+
+    def programmed():
+        try:
+            rows = _rows(ctl)
+        except ScaleError as e:          # busy programming: its API may not answer in time
+            why[0] = f"{len(exp.ports) - len(done)} of {len(exp.ports)} hypervisors not programmed; {e}"
+            return False
+        pending = [h for h in exp.ports if h not in done]
+        seen = {h: rows[h] for h in pending if h in rows and rows[h]["openflow"] and rows[h]["ovsdb"]
+                and rows[h]["attachments"] == len(exp.ports[h])}
+        observed = fleet.observe(seen) if seen else {}
+        for h, (flows, tunnels) in observed.items():
+            want = seen[h]["flows"]
+            if flows == want and want and last.get(h) == want and tunnels == len(exp.tunnels[h]):
+                done[h] = flows
+            last[h] = want
+        why[0] = f"{len(exp.ports) - len(done)} of {len(exp.ports)} hypervisors not programmed " \
+                 f"({len(seen)} connected with their ports)"
+        return len(done) == len(exp.ports)
+    wait_for(programmed, timeout, lambda: why[0], interval=0.05 + len(exp.ports) / 1000)
+    cold_s = time.monotonic() - t0
+    return {"cold_s": cold_s, "flows_per_hv_mean": statistics.mean(done.values()),
+            "flows_per_hv_max": max(done.values()), "tunnels_per_hv_mean":
+            statistics.mean(len(t) for t in exp.tunnels.values())}
+
+
+def _attaches(ctl: Controller, fleet: Fleet, topo, rounds: int, quiet: float) -> dict:
+    """A new logical port (through the API, not timed); then its VM port plugged on the first
+    hypervisor, on a switch it already hosts: timed until every hypervisor that reaches the
+    switch holds exactly the flows the attach brings; unplugged (timed until its hypervisor
+    is back to where it was); the logical port deleted (not timed); again.
+
+    What an attach brings is learned once, untimed, from a first attach whose tables are
+    read whole before and after (by cookie: the flow-mods it took, adds plus deletes);
+    every timed attach is the same operation on a new port, so it must bring the same."""
+    first = topo.vms[0]
+    sw, hv = topo.switch(first.switch), first.hypervisor
+    router = next(r for r in topo.routers if any(i.switch == sw.name for i in r.interfaces))
+    joined = {i.switch for i in router.interfaces}
+    touched = sorted({hv} | {v.hypervisor for v in topo.vms if v.switch in joined})
+    times, detach_times, cpu, idle, mods = [], [], [], [], None
+    delta: dict[str, int] = {}
+    for k in range(rounds + 1):
+        port = VmPort(f"a{k}", f"a{k}", f"00:50:58:00:00:{k:02x}", sw.name, sw.vni)
+        ip = str(sw.subnet.network_address + 200 + k)
+        base = fleet.observe(touched)
+        ctl.call("POST", "/logical-ports", {"name": port.vm, "switch": sw.name, "mac": port.mac, "ips": [ip]})
+        before = _settled(fleet, touched, base, quiet)
+        if k == 0:
+            cookies = fleet.cookies(touched)
+            fleet.vsctl(hv, *port.vsctl_args())
+            after = _settled(fleet, touched, before, quiet)
+            now = fleet.cookies(touched)
+            mods = sum(len(cookies[h] ^ now[h]) for h in touched)
+            delta = {h: after[h][0] - before[h][0] for h in touched}
+            changed = [h for h in touched if cookies[h] != now[h]]
+        else:
+            want = {h: before[h][0] + delta[h] for h in touched}
+            # the controller's CPU over two windows of `quiet` s: one with nothing happening (what it
+            # spends anyway: hypervisors' statistics, liveness probes), then one from the attach on
+            # (its work after the confirmation counts too); measurement windows, not waits
+            cpu0 = ctl.cpu_s()
+            time.sleep(quiet)
+            cpu0, idle_s, t0 = ctl.cpu_s(), ctl.cpu_s() - cpu0, time.monotonic()
+            fleet.vsctl(hv, *port.vsctl_args())
+            _until(fleet, touched, lambda now: all(now[h][0] == want[h] for h in touched), "the attach")
+            times.append((time.monotonic() - t0) * 1000)
+            time.sleep(max(0.0, t0 + quiet - time.monotonic()))
+            cpu.append((ctl.cpu_s() - cpu0 - idle_s) * 1000)
+            idle.append(idle_s / quiet)
+        t0 = time.monotonic()
+        fleet.vsctl(hv, f"del-port br-int {port.port}")
+        _until(fleet, touched, lambda now: now == before, "the detach")
+        if k:
+            detach_times.append((time.monotonic() - t0) * 1000)
+        ctl.call("DELETE", f"/logical-ports/{port.vm}")
+        _until(fleet, touched, lambda now: now == base, "the logical port's deletion")
+    return {"attach_ms": times, "attach_ms_p50": statistics.median(times), "detach_ms_p50": statistics.median(detach_times),
+            "cpu_per_attach_ms": statistics.median(cpu), "flow_mods_per_attach": mods,
+            "cpu_per_attach_all_ms": cpu, "touched": len(changed), "idle_cpu_pct": statistics.median(idle) * 100}
+
+
+def _settled(fleet: Fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
+    """The hypervisors' (flows, tunnels) once they changed from `was` and then stayed the
+    same for `quiet` s (only for the untimed first attach and the logical port's creation)."""
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = fleet.observe(names)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet and (now != was or time.monotonic() - since >= 3 * quiet):
+            return now
+        time.sleep(0.05)
+    raise ScaleError(f"the hypervisors' tables did not settle within {timeout:.0f} s")
+
+
+def _until(fleet: Fleet, names, condition, what: str, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        now = fleet.observe(names)
+        if condition(now):
+            return now
+        if time.monotonic() > deadline:
+            raise ScaleError(f"{what} was not confirmed on {len(names)} hypervisors within {timeout:.0f} s")
+        time.sleep(POLL)
+
+
+# --- the scenario -------------------------------------------------------------------------
+
+def run(quick: bool, progress) -> dict:
+    """Every size in turn (QUICK with quick); the figures in `packetwalk bench`'s shape."""
+    sizes = QUICK if quick else SIZES
+    out = {}
+    for hypervisors, vms in sizes:
+        r = measure(hypervisors, vms, progress, attaches=3 if quick else 5, quiet=0.3 if quick else 1.0)
+        out.update(figures(r, targets=(hypervisors, vms) == sizes[-1]))
+    return out
+
+
+def figures(r: dict, targets: bool) -> dict:
+    size = f"{r['hypervisors']}x{r['vms']}"
+    at = {"hypervisors": r["hypervisors"], "vms": r["vms"]}
+
+    def fig(value, unit, target=None, note=None):
+        t = TARGETS.get(target) if targets and target else None
+        if t and (r["hypervisors"], r["vms"]) != SIZES[-1]:
+            note = f"{note + '; ' if note else ''}the target is set for {SIZES[-1][0]} x {SIZES[-1][1]}"
+        f = {"value": round(value, 3) if isinstance(value, float) else value, "unit": unit, "baseline": None,
+             "baseline_of": None, "target": f"{t[0]} {t[1]:g}" if t else None,
+             "met": (value < t[1]) if t else None, "at": at}
+        if note:
+            f["note"] = note
+        return f
+    return {
+        f"cold_s@{size}": fig(r["cold_s"], "s", "cold", "controller start (its database holding the intent) until "
+                              f"every hypervisor holds its flows and tunnels (it listened after {r['listen_s']:.1f} s; "
+                              "the hypervisors, waiting, retry once a second)"),
+        f"intent_put_s@{size}": fig(r["intent_s"], "s", note=f"PUT /v1/intent: {r['vms']} logical ports, their "
+                                    "switches and routers, into an empty controller"),
+        f"attach_ms@{size}": fig(r["attach_ms_p50"], "ms", "attach",
+                                 f"port plugged until all {r['touched']} hypervisors it touches hold its flows; "
+                                 f"p50 of {len(r['attach_ms'])}"),
+        f"detach_ms@{size}": fig(r["detach_ms_p50"], "ms"),
+        f"cpu_cold_s@{size}": fig(r["cold_cpu_s"], "s", note="controller CPU from its start to programmed "
+                                  f"(its database server: {r['db_cpu_s']:.1f} s more)"),
+        f"cpu_per_attach_ms@{size}": fig(r["cpu_per_attach_ms"], "ms", "cpu_per_attach",
+                                         "p50 of (CPU in the second after a plug) - (CPU in the second "
+                                         f"before it); idle it spends {r['idle_cpu_pct']:.1f}% of a core"),
+        f"peak_memory_mb@{size}": fig(r["peak_mb"], "MB", note="controller's VmHWM"),
+        f"flows_per_hv@{size}": fig(r["flows_per_hv_mean"], "flows", note=f"max {r['flows_per_hv_max']}"),
+        f"flow_mods_per_attach@{size}": fig(r["flow_mods_per_attach"], "flow-mods",
+                                            note="flows added plus flows deleted on the hypervisors (by cookie)"),
+    }
+

@@ -1,0 +1,31 @@
+"""The scale bench's pure parts: the tenants' network it emulates, and its figures."""
+from __future__ import annotations
+
+from collections import Counter
+
+from mininet_topos import readiness
+from mininet_topos.topology import parse_topology
+from packetwalk import bench_scale
+
+
+def test_scale_topology_spreads_tenants_without_reaching_everything():
+    topo = parse_topology(bench_scale.topology(200, 5000))
+    assert len(topo.hypervisors) == 200 and len(topo.vms) == 5000 and len(topo.routers) == 50
+    assert set(Counter(v.hypervisor for v in topo.vms).values()) == {25}
+    exp = readiness.expect(topo, {v.name: v.hypervisor for v in topo.vms})
+    tenants_of = {hv: {v.switch.split("s")[0] for v in topo.vms_on(hv)} for hv in exp.ports}
+    assert set(map(len, tenants_of.values())) == {5}            # 5 tenants per hypervisor
+    assert max(len(t) for t in exp.tunnels.values()) < 200 // 2  # far from a full mesh
+
+
+def test_scale_figures_carry_their_targets_and_say_whether_met():
+    r = {"hypervisors": 200, "vms": 5000, "cold_s": 12.5, "listen_s": 0.9, "intent_s": 2.0, "attach_ms_p50": 80.0,
+         "attach_ms": [80.0, 90.0], "touched": 20, "detach_ms_p50": 70.0, "cold_cpu_s": 30.0, "db_cpu_s": 0.2,
+         "cpu_per_attach_ms": 12.0, "idle_cpu_pct": 15.0, "peak_mb": 900.0, "flows_per_hv_mean": 1300.0,
+         "flows_per_hv_max": 1400, "flow_mods_per_attach": 27}
+    figs = bench_scale.figures(r, targets=True)
+    assert figs["cold_s@200x5000"]["target"] == "< 10" and figs["cold_s@200x5000"]["met"] is False
+    assert figs["attach_ms@200x5000"]["met"] is True and figs["cpu_per_attach_ms@200x5000"]["met"] is False
+    assert figs["flows_per_hv@200x5000"]["target"] is None and figs["flows_per_hv@200x5000"]["at"]["vms"] == 5000
+    small = bench_scale.figures(r | {"hypervisors": 4, "vms": 20}, targets=True)
+    assert "the target is set for 200 x 5000" in small["attach_ms@4x20"]["note"]
