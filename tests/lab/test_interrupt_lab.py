@@ -58,7 +58,7 @@ def interrupt_at(marker: str, signals: list[int], check: str = "underlay") -> di
 
 
 @pytest.mark.parametrize("marker,signals,rc", [
-    ("starting hv2", [signal.SIGTERM], 143),                          # mid start-up
+    ("waiting for the controller", [signal.SIGTERM], 143),           # mid start-up
     ("running checks", [signal.SIGINT, signal.SIGINT], 130),          # mid checks, then mid stop
 ])
 def test_a_signal_leaves_nothing_behind(marker, signals, rc):
