@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
+import urllib.request
 import sys
 import threading
 import time
@@ -440,9 +442,27 @@ class Lab:
         self.progress(f"starting controller {name} on {ip}:{OPENFLOW_PORT} (namespace {cleanup.PREFIX}{name})")
         self.procs[name] = self._spawn(name, ip, cleanup.PREFIX + name, ["--nb", self.nb_remote],
                                        self.rundir / name / "state.json",
-                                       ["--api-listen-host", ip, "--api-port", str(API_PORT)])
+                                       ["--api-listen-host", ip, "--api-port", str(API_PORT),
+                                        "--api-token-file", str(self._api_token())])
         if not any(self.controller_alive(c) and self.controller_api(c) == self.api for c in self.controllers):
             self.api = self.controller_api(name)
+
+    def _api_token(self) -> Path:
+        """Controllers in namespaces serve their API off loopback: only with a bearer token
+        (controller/api.py). The lab makes one, and this process's urllib clients send it."""
+        path = self.rundir / "api-token"
+        if not path.exists():
+            path.write_text(secrets.token_hex(16))
+            path.chmod(0o600)
+            token = path.read_text()
+
+            class Bearer(urllib.request.BaseHandler):
+                def http_request(self, req):
+                    if not req.has_header("Authorization"):
+                        req.add_unredirected_header("Authorization", f"Bearer {token}")
+                    return req
+            urllib.request.install_opener(urllib.request.build_opener(Bearer()))
+        return path
 
     def add_controller(self, name: str) -> None:
         """A controller that joins a running lab: its namespace, its link, its process."""
