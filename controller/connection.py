@@ -18,6 +18,7 @@ from os_ken.lib import hub
 
 from controller.ovsdb import REMOTE_KEY, HypervisorDB
 from controller.reconcile import TunnelUpdate
+from controller.tables import TABLE_NAMES
 
 LOG = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class OvsdbWorker:
             self._on_error(self.db.address, e)
             return
         LOG.info("OVSDB: connected to %s", self.db.target)
+        self.db.set_table_names(TABLE_NAMES)
         self.read()
         while True:
             job = self._queue.get()

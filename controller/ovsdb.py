@@ -130,6 +130,23 @@ class HypervisorDB:
                        for r in rows if r["name"] in names)
         return Snapshot(ext.get("system-id"), ext.get("vtep-ip"), _dpid(dpid), ifaces)
 
+    def set_table_names(self, names: dict[int, str]) -> None:
+        """Name br-int's flow tables: a Flow_Table row per table, referenced from the bridge's
+        flow_tables, in one transaction (the rows are not root: they live while referenced).
+        Nothing is written if the names are there already. A failure is logged, not raised:
+        names are for people, forwarding does not need them."""
+        try:
+            have = self.api.db_get("Bridge", BR_INT, "flow_tables").execute(check_error=True) or {}
+            named = {row["_uuid"]: row["name"] for row in
+                     self.api.db_list("Flow_Table", columns=["_uuid", "name"]).execute(check_error=True)}
+            if all(named.get(have.get(n)) in ([name], name) for n, name in names.items()):
+                return
+            with self.api.transaction(check_error=True) as txn:
+                rows = {n: txn.add(self.api.db_create("Flow_Table", name=name)) for n, name in names.items()}
+                txn.add(self.api.db_set("Bridge", BR_INT, ("flow_tables", {**have, **rows})))
+        except Exception as e:      # noqa: BLE001  (ovsdbapp raises its own and RuntimeError)
+            LOG.warning("OVSDB %s: br-int's table names not written: %s", self.target, e)
+
     def set_tunnels(self, wanted: dict[str, str], present: dict[str, Interface]) -> None:
         """Make br-int's tunnel ports exactly `wanted` (remote hypervisor -> VTEP IP):
         one VXLAN port per remote VTEP, tunnel key from the flow, BFD on (it keeps the

@@ -43,3 +43,7 @@ PURPOSE = {
 REG_FROM_TUNNEL = "reg0"   # 1: the packet came in on a tunnel port; never replicate it to tunnels again
 REG_NEXT_HOP = "reg1"      # distributed router: the IPv4 next hop L3_ARP_RESOLVE looks up
 REG_TOO_BIG = "reg2"       # bit 0: the routed frame is longer than the logical MTU allows (check_pkt_larger)
+
+# Each table's name in OVSDB (Flow_Table), the controller writes them: `ovs-ofctl --names
+# dump-flows br-int` shows table=l2_lookup, and ovs-ofctl accepts the names where a number goes.
+TABLE_NAMES = {int(t): t.name.lower() for t in Table}

@@ -372,10 +372,10 @@ class Lab:
         t = self.topo
         d = self.rundir / "controller"
         d.mkdir(parents=True, exist_ok=True)
-        self.progress(f"starting the controller on {t.controller_ip}:{OPENFLOW_PORT}")
+        self.progress(f"starting the controller (ryu-manager packetwalk) on {t.controller_ip}:{OPENFLOW_PORT}")
         log = open(d / "controller.log", "a")
         db = ["--nb", self.nb_remote] if self.nb_cluster else ["--db-dir", str(self.db_dir)]
-        cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db,
+        cmd = [sys.executable, "-m", "packetwalk.ryu_manager", "packetwalk", *db,     # `ryu-manager packetwalk ...`
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
         if self.pki:        # os-ken then serves OpenFlow over SSL only; the same files open OVSDB

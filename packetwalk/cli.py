@@ -170,11 +170,11 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, use_ssl, contro
         with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, ssl=use_ssl,
                  controllers=controllers) as running:
             if not names:
-                from mininet.cli import CLI
                 from mininet.log import setLogLevel
+                from packetwalk import mininet_cli
                 setLogLevel("output")           # the CLI prints command output at this level
                 click.echo(f"*** {topo.name} is up. Try: {_hint(topo)}", err=True)
-                CLI(running.net)
+                mininet_cli.run(running.net, running.rundir)
                 return
             _progress(f"running checks: {', '.join(names)}")
             result = run_checks(running, names)
@@ -202,8 +202,9 @@ def _hint(topo) -> str:
     hv = topo.hypervisors[0].name
     hint = f"`{hv} ovs-ofctl dump-flows br-int`, `{hv} ovs-vsctl show`"
     if len(topo.vms) >= 2:
-        hint += f", `{topo.vms[0].name} ping {topo.vms[1].name}`"
-    return hint
+        a, b = topo.vms[0].name, topo.vms[-1].name
+        hint += f", `{a} ping {b}`, `walk {a} {b}`"
+    return hint + "; `help` lists packetwalk's commands"
 
 
 @lab.command("clean")
@@ -243,6 +244,36 @@ def apply_cmd(file, api, as_json):
 
 
 @main.command()
+@click.argument("hv")
+@click.option("--table", default=None, metavar="NAME", help="one table, by name (l2_lookup) or number")
+@click.option("--owner", default=None, metavar="OBJ",
+              help="one object's flows: port:vm1, vm1 (any kind) or a kind (port, vtep, binding, lif, ...)")
+@click.option("--json", "as_json", is_flag=True, help="print the rows as JSON")
+@click.option("--api", metavar="URL", help="the controller's API (default: the running lab's)")
+def flows(hv, table, owner, as_json, api):
+    """A hypervisor's br-int table by table, as `ovs-ofctl --names dump-flows` shows it, each
+    flow with its table's purpose and the object the controller made it for (from its cookie)."""
+    from mininet_topos.lab import LAB_FILE, RUNDIR
+    from packetwalk import flows as flows_mod
+    from packetwalk.show import ShowError, api_url, get
+    try:
+        flows_mod.select([], table=table)             # a bad --table is refused before anything runs
+        _require_root("packetwalk flows")
+        if not (RUNDIR / LAB_FILE).exists():
+            _fail("no lab is running (start one with `packetwalk lab`)", 1)
+        dump = flows_mod.dump_flows(RUNDIR, hv)
+        owned = get(api_url(api), f"/v1/hypervisors/{hv}/flows")["flows"]
+        rows = flows_mod.select(flows_mod.annotate(dump, owned), table=table, owner=owner)
+    except (flows_mod.FlowsError, ShowError) as e:
+        _fail(str(e), 1)
+    if as_json:
+        import dataclasses
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+    else:
+        click.echo(flows_mod.text(hv, rows))
+
+
+@main.command()
 @click.argument("src")
 @click.argument("dst")
 @click.option("--proto", default="icmp", show_default=True, metavar="icmp|arp|udp:PORT|tcp:PORT")
@@ -279,11 +310,11 @@ def demo(as_json, keep, out_dir):
     click.echo(demo_mod.as_json(result) if as_json else demo_mod.report(result))
     lab_kept = result.get("kept")
     if lab_kept:
-        from mininet.cli import CLI
         from mininet.log import setLogLevel
+        from packetwalk import mininet_cli
         setLogLevel("output")
         try:
-            CLI(lab_kept.net)
+            mininet_cli.run(lab_kept.net, lab_kept.rundir)
         finally:
             lab_kept.stop()
     sys.exit(0 if result["ok"] else 1)

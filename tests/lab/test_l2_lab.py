@@ -13,7 +13,7 @@ pytestmark = pytest.mark.root
 
 
 def dump_flows(lab, hv: str) -> str:
-    return lab.hv(hv).ovs.sh("ovs-ofctl -O OpenFlow13 dump-flows br-int")
+    return lab.hv(hv).ovs.sh("ovs-ofctl -O OpenFlow13 --no-names dump-flows br-int")   # table=20, not its name
 
 
 def flow_ages(lab, hv: str) -> dict[str, float]:
