@@ -202,6 +202,8 @@ def test_two_writers_racing_both_commit_on_each_others_result(clients):
     for t in threads:
         t.join(60)
     assert errors == []
+    # a's replica may not have b's last commit yet: the database has it (every write verified the generation)
+    wait_until(lambda: len(a.read()["intent"]["logical_switches"]) == 20, "a to see all 20 switches")
     snap = a.read()
     assert len(snap["intent"]["logical_switches"]) == 20 and snap["generation"] == generation + 20
 
@@ -304,6 +306,7 @@ def test_two_first_writers_on_a_new_database_commit_or_one_is_refused_cleanly(tm
                 t.join(60)
             committed = sorted(n for n, what in outcome.items() if what == "committed")
             assert committed and all("constraint violation" in what for what in outcome.values() if what != "committed")
+            wait_until(lambda: len(a.read()["intent"]["logical_switches"]) >= len(committed), "a to see every commit")
             snap = a.read()
             assert sorted(s["name"] for s in snap["intent"]["logical_switches"]) == committed
             assert snap["generation"] == len(committed)
