@@ -9,11 +9,13 @@ name), 422 (a request of the wrong shape, from FastAPI) or 504 (no answer in tim
 """
 from __future__ import annotations
 
+import ipaddress
+import secrets
 import socket
 import threading
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -25,12 +27,26 @@ REFUSED = {code: {"model": s.Problem} for code in (400, 404, 409, 504)}
 WAIT_TIMEOUT = 10.0    # s a write with ?wait=hv waits for its change to be realized
 
 
-def create_api(ctl: nb.Controller) -> FastAPI:
+def bearer_check(token: str | None):
+    """A FastAPI dependency: with a token, every request must carry `Authorization: Bearer
+    <token>` (compared in constant time); without one, nothing is checked (loopback only)."""
+    def check(request: Request):
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+    return check
+
+
+def create_api(ctl: nb.Controller, token: str | None = None) -> FastAPI:
     call = ctl.call
     api = FastAPI(title="packetwalk controller", version=version("packetwalk"),
                   description="NSX-style northbound API: hypervisors (VTEPs), logical switches, "
                               "logical routers, and the controller's tables.")
-    v1 = APIRouter(prefix="/v1", responses=REFUSED)
+    v1 = APIRouter(prefix="/v1", responses={**REFUSED, 401: {"model": s.Problem}},
+                   dependencies=[Depends(bearer_check(token))])
 
     @api.exception_handler(nb.ApiError)
     def refused(request: Request, e: nb.ApiError):
@@ -202,6 +218,12 @@ def create_api(ctl: nb.Controller) -> FastAPI:
         return response
 
     # --- the controller's own view ------------------------------------------------------------
+    @v1.get("/port-security", tags=["controller"], response_model=list[s.PortSecurityOut])
+    def port_security():
+        """Per VM port: frames dropped at its hypervisor by port security, per cause (spoofed MAC,
+        spoofed IPv4/IPv6 source, lying ARP, VLAN-tagged, other ethertypes)."""
+        return call(lambda c: c.guard.counters())
+
     @v1.get("/conflicts", tags=["controller"], response_model=list[s.ConflictOut])
     def conflicts():
         """Binding claims the controller refused: a VM claimed an IP another VM (or a LIF) holds."""
@@ -215,8 +237,20 @@ class ListenError(RuntimeError):
     """The API's address cannot be listened on; str() says which and why."""
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The API's socket, bound now: an address in use stops the controller before it starts."""
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def listen(host: str, port: int, token: str | None = None) -> socket.socket:
+    """The API's socket, bound now: an address in use stops the controller before it starts.
+    Anywhere but loopback only with a token: the API changes the network."""
+    if not is_loopback(host) and not token:
+        raise ListenError(f"northbound API: refusing to listen on {host} without a token: anyone who "
+                          "reaches it could change the network (give --api-token-file, or keep the "
+                          "default 127.0.0.1)")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -226,6 +260,18 @@ def listen(host: str, port: int) -> socket.socket:
         raise ListenError(f"northbound API: cannot listen on {host}:{port}: {e.strerror or e}") from None
     sock.listen(128)       # clients queue from now on, even before uvicorn's loop runs
     return sock
+
+
+def read_token(path: str) -> str:
+    """The bearer token from a file (not the command line, where `ps` shows it)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise ListenError(f"northbound API: cannot read the token file {path}: {e.strerror or e}") from None
+    if len(token) < 16:
+        raise ListenError(f"northbound API: the token in {path} is too short (16 characters at least)")
+    return token
 
 
 def serve(api: FastAPI, sock: socket.socket) -> threading.Thread:

@@ -15,35 +15,34 @@ through EventCall: the app's thread runs the request and hands back the answer.
 from __future__ import annotations
 
 import concurrent.futures
-import ipaddress
-import json
 import logging
-import os
 import socket
 import threading
 import time
 
 from os_ken import cfg
 from os_ken.base import app_manager
-from os_ken.controller import event, ofp_event
+from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
-from controller import arp as arp_logic
-from controller import cluster, nbdb
+from controller.events import (
+    EventNbChanged, EventTick, EventRound, EventLeases, EventLearnedChanged, EventOvsdbChanged,
+    EventOvsdbFailed, EventSyncTimeout, EventLiveness, EventTunnelsDone, EventCall, EventReleaseHeld, EventResolveTimeout)
+from controller import cluster, mobility, nbdb, report, security
 from controller.membership import Membership
-from controller import icmp
 from controller import openflow
 from controller.connection import Link, OvsdbWorker
 from controller.convergence import Actions, Convergence
 from controller.flows import Flow
 from controller.northbound import Conflict, NoAnswer
 from controller.model import IFACE_ID, Hypervisor, Network
-from controller.ovsdb import REMOTE_KEY, HypervisorDB
-from controller.tables import REG_FROM_TUNNEL, REG_NEXT_HOP, Table
+from controller.ovsdb import HypervisorDB, use_ssl
+from controller.punts import LINK_GRACE, Punts
+from controller.tables import Table
 
 LOG = logging.getLogger("packetwalk.controller")
 CONF = cfg.CONF
@@ -58,68 +57,9 @@ CONF.register_cli_opts([
     cfg.StrOpt("state-file", default=None, help="write the controller's tables here as JSON on every change"),
     cfg.StrOpt("api-listen-host", default="127.0.0.1", help="northbound REST API address (loopback by default)"),
     cfg.IntOpt("api-port", default=8181, help="northbound REST API port (0: no API)"),
+    cfg.StrOpt("api-token-file", default=None,
+               help="a file holding the API's bearer token; required to listen anywhere but loopback"),
 ])
-
-
-class EventNbChanged(event.EventBase):
-    pass
-
-
-class EventTick(event.EventBase):
-    pass
-
-
-class EventRound(event.EventBase):
-    pass
-
-
-class EventLeases(event.EventBase):
-    def __init__(self, leases):
-        super().__init__()
-        self.leases = leases
-
-
-class EventLearnedChanged(event.EventBase):
-    pass
-
-
-class EventOvsdbChanged(event.EventBase):
-    def __init__(self, address, snap):
-        super().__init__()
-        self.address, self.snap = address, snap
-
-
-class EventOvsdbFailed(event.EventBase):
-    def __init__(self, address, error):
-        super().__init__()
-        self.address, self.error = address, error
-
-
-class EventSyncTimeout(event.EventBase):
-    pass
-
-
-class EventLiveness(event.EventBase):
-    pass
-
-
-class EventTunnelsDone(event.EventBase):
-    def __init__(self, hypervisor, error):
-        super().__init__()
-        self.hypervisor, self.error = hypervisor, error
-
-
-class EventCall(event.EventBase):
-    """Run `fn()` in the app's thread (the model's owner) and put the outcome in `future`."""
-    def __init__(self, fn, future: concurrent.futures.Future):
-        super().__init__()
-        self.fn, self.future = fn, future
-
-
-class EventResolveTimeout(event.EventBase):
-    def __init__(self, key):
-        super().__init__()
-        self.key = key
 
 
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
@@ -156,7 +96,13 @@ class PacketwalkController(app_manager.OSKenApp):
         self._nb_up = True
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
-        self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port) if CONF.api_port else None
+        self.ovsdb_scheme = "tcp"
+        if CONF.ctl_privkey and CONF.ctl_cert and CONF.ca_certs:     # OpenFlow over SSL: OVSDB too
+            use_ssl(CONF.ctl_privkey, CONF.ctl_cert, CONF.ca_certs)
+            self.ovsdb_scheme = "ssl"
+        self._api_token = api.read_token(CONF.api_token_file) if CONF.api_token_file else None
+        self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port, self._api_token) \
+            if CONF.api_port else None
         self.conv = Convergence(self.net)       # engine, reconciler, dispatch (pure)
         self.conv.owns = lambda hv: hv in self.owned
         self.datapaths = {}          # dpid -> datapath
@@ -174,7 +120,9 @@ class PacketwalkController(app_manager.OSKenApp):
         self._publish_due = False
         self._tunnel_check = set()
         self._flow_stats_buf = {}
-        self.pending = {}            # (VNI, next hop) -> packets held while the router ARPs
+        self.punts = Punts(self)     # packet-ins: ARP, ICMP errors, next hops, held frames, counters
+        self.guard = self.punts.guard
+        self._ticks = 0
         self.synced = False          # until every hypervisor the data plane names has been read
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
@@ -186,7 +134,7 @@ class PacketwalkController(app_manager.OSKenApp):
         hub.spawn(self._round_ticker)
         hub.spawn(self._liveness_ticker)
         if self._api_socket:
-            api.serve(api.create_api(self), self._api_socket)
+            api.serve(api.create_api(self, self._api_token), self._api_socket)
             LOG.info("northbound API on http://%s:%d/v1 (OpenAPI: /openapi.json)", CONF.api_listen_host, CONF.api_port)
         return thread
 
@@ -383,8 +331,14 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(EventTick)
     def _tick(self, ev):
         self._watch_nb()
-        if self.net.expire_learned(time.time()):
+        now = time.time()
+        self.punts.tick(now)
+        expired = self.net.moves.expire(now)
+        if self.net.expire_learned(now) or expired:
             self._converge()
+        self._ticks += 1
+        if self._ticks % 2 == 0:
+            self.punts.read_drop_counters()
 
     def _watch_nb(self):
         """Say once that the database went away (the data plane keeps what it has, writes
@@ -411,25 +365,10 @@ class PacketwalkController(app_manager.OSKenApp):
         attached = self.net.attached_ports()
         for lport in [p for p in self.port_gen if p not in attached]:
             del self.port_gen[lport]
-        now = int(time.time() * 1000)
-        mine = [h for h in self.net.hypervisors.values() if h.name in self.owned]
-        theirs = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
-                  and self.members.owner(h.name) for a in h.attachments.values()}
-        view = {
-            "Learned_Binding": {(self.net.switches[b.vni].name, b.ip): {
-                "switch": self.net.switches[b.vni].name, "ip": b.ip, "mac": b.mac, "port": b.port,
-                "learned_at": int(b.at * 1000)} for b in self.net.learned.values() if b.port not in theirs},
-            "Hypervisor": {h.name: {"vtep_ip": h.vtep_ip or "", "address": h.address,
-                                    "dpid": "" if h.dpid is None else f"{h.dpid:016x}", "openflow": h.of_connected,
-                                    "ovsdb": h.ovsdb_connected} for h in mine},
-            "Port_Status": {a.lport: {"port": a.lport, "up": self._port_realized(a.lport), "hypervisor": h.name,
-                                      "interface": a.port}
-                            for h in mine for a in h.attachments.values()},
-        }
+        view = report.database_view(self.net, self.owned, self.members.owner, self._port_realized)
         if view != self._reported:
             self._reported = view
-            stamped = {**view, "Hypervisor": {k: {**v, "last_seen": now} for k, v in view["Hypervisor"].items()}}
-            self.reporter.report(stamped)
+            self.reporter.report(report.stamped(view, int(time.time() * 1000)))
 
     # --- OpenFlow -------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -439,6 +378,7 @@ class PacketwalkController(app_manager.OSKenApp):
         if dp.id in self.links:
             self.links[dp.id].close()
         self.datapaths[dp.id], self.links[dp.id] = dp, Link(dp)
+        self.guard.forget(dp.id)
         self._flow_stats_buf.pop(dp.id, None)       # a half-read reply of a dropped connection
         self._read.pop(dp.id, None)
         hv = self._hv_of(dp.id)
@@ -454,7 +394,7 @@ class PacketwalkController(app_manager.OSKenApp):
         address = dp.address[0]
         if address not in self.dbs:
             worker = self.workers[address] = OvsdbWorker(
-                HypervisorDB(address, lambda a=address: self.workers[a].read()),
+                HypervisorDB(address, lambda a=address: self.workers[a].read(), scheme=self.ovsdb_scheme),
                 lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
                 lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
             self.dbs[address] = worker.db
@@ -473,6 +413,9 @@ class PacketwalkController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
         dpid = ev.msg.datapath.id
+        if self.punts.is_counters(ev.msg):
+            self.punts.drop_counters(self._hv_of(dpid), ev.msg)
+            return
         buf = self._flow_stats_buf.setdefault(dpid, set())
         buf.update(s.cookie for s in ev.msg.body)
         if not ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
@@ -493,17 +436,26 @@ class PacketwalkController(app_manager.OSKenApp):
             return
         self._bundles.pop((msg.datapath.id, msg.bundle_id), None)
         self._act(self.conv.confirmed(hv.name, msg.bundle_id))
+        self._release_held()
         if self.conv.dispatch.idle:
+            for h in self.net.hypervisors.values():
+                self._tidy(h)
             self._publish()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev):
+        """A bundle refused: its hypervisor is read again. A meter or group sent again to a
+        switch that has it answers EXISTS: expected. Others: one line per kind per interval."""
         msg = ev.msg
+        if (msg.type, msg.code) in ((ofproto_v1_3.OFPET_METER_MOD_FAILED, ofproto_v1_3.OFPMMFC_METER_EXISTS),
+                                    (ofproto_v1_3.OFPET_GROUP_MOD_FAILED, ofproto_v1_3.OFPGMFC_GROUP_EXISTS)):
+            return
         found = next(((b, v) for (d, b), v in self._bundles.items()
                       if d == msg.datapath.id and v[1] <= msg.xid <= v[2]), None)
         hv = self._hv_of(msg.datapath.id)
-        LOG.error("OpenFlow %s: error type %d code %d%s", hv.name if hv else f"{msg.datapath.id:016x}",
-                  msg.type, msg.code, f" in bundle {found[0]}" if found else "")
+        self.guard.warn(f"error:{msg.type}:{msg.code}", "OpenFlow {}: error type {} code {}{}".format(
+            hv.name if hv else f"{msg.datapath.id:016x}", msg.type, msg.code,
+            f" in bundle {found[0]}" if found else ""), time.time(), logging.ERROR)
         if hv is not None and found:
             del self._bundles[(msg.datapath.id, found[0])]
             self._reread(hv, f"bundle {found[0]} refused")
@@ -531,80 +483,26 @@ class PacketwalkController(app_manager.OSKenApp):
         hv = self._hv_of(dp.id)
         if hv is not None and hv.name not in self.owned:
             return                   # another controller's (a slave gets none; an equal might)
-        in_port = msg.match.get("in_port")
-        port = next((a for a in hv.attachments.values() if a.ofport == in_port), None) if hv else None
-        if port is None:
-            LOG.info("packet-in from %s port %s: not a known VM port, ignored", dp.address[0], in_port)
-            return
-        try:
-            if msg.reason == ofproto_v1_3.OFPR_INVALID_TTL:
-                self._icmp_error(dp, port, msg.data, icmp.TIME_EXCEEDED)
-            elif msg.table_id == Table.L3_ROUTING:
-                self._icmp_error(dp, port, msg.data, icmp.NET_UNREACHABLE)
-            elif msg.table_id == Table.L3_ARP_RESOLVE:
-                self._resolve(dp, port, msg)
-            else:
-                self._arp(dp, hv, port, msg)
-        except arp_logic.MalformedPacket as e:
-            LOG.warning("packet-in from %s port %s: %s: ignored", hv.name, port.port, e)
+        self.punts.packet_in(hv, msg)
 
-    def _arp(self, dp, hv, port, msg):
-        eth, req = arp_logic.parse_arp(msg.data)
-        decision = arp_logic.decide(self.net, port, eth, req, time.time())
-        LOG.debug("%s: ARP %s -> %s: %s", hv.name, req.src_ip, req.dst_ip, decision.why)
-        if decision.reply:
-            self._out(dp, openflow.packet_out(dp, port.ofport, decision.reply, [openflow.Output("in_port")]))
-        elif decision.forward:
-            table = Table.FLOOD if decision.forward == "flood" else Table.L2_LOOKUP
-            self._out(dp, openflow.packet_out(dp, port.ofport, msg.data, [
-                openflow.SetField("tunnel_id", port.vni), openflow.Resubmit(table)]))
-        if decision.learned:
-            self._converge()
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        self.punts.port_status(ev.msg)
 
-    def _icmp_error(self, dp, port, data, kind):
-        gateway = self.net.lif_ip(port.vni)
-        if gateway is None:
-            return
-        frame = icmp.icmp_error(data, kind, gateway, self.net.intent.vmac, port.mac)
-        LOG.info("%s: ICMP %d/%d to %s from router %s", port.lport, kind[0], kind[1], port.lport, gateway)
-        self._out(dp, openflow.packet_out(dp, port.ofport, frame, [openflow.Output("in_port")]))
-
-    def _resolve(self, dp, port, msg):
-        """A routed packet whose next hop has no binding: hold it, ARP from the router's LIF
-        on that switch (on a hypervisor that hosts it), and route it once the answer is
-        learned; host unreachable if nothing answers in time."""
-        vni, hop = msg.match.get("tunnel_id"), msg.match.get(REG_NEXT_HOP)
-        if vni is None or hop is None:
-            return
-        key = (vni, str(ipaddress.IPv4Address(hop)))
-        held = self.pending.setdefault(key, [])
-        held.append((dp, port, msg.data))
-        if len(held) > 1:
-            return
-        host = next((h for h in self.net.vtep_table(vni) if h.name in self.owned), None)
-        sender = self._dp(host) if host else None
-        lif = self.net.lif_ip(vni)
-        if sender and lif:
-            LOG.info("router: who has %s on VNI %d? (asked from %s)", key[1], vni, host.name)
-            request = arp_logic.arp_request(self.net.intent.vmac, lif, key[1])
-            self._out(sender, openflow.packet_out(sender, sender.ofproto.OFPP_CONTROLLER, request, [
-                openflow.SetField("tunnel_id", vni), openflow.SetField(REG_FROM_TUNNEL, 0),
-                openflow.Resubmit(Table.FLOOD)]))
+    def resolve_later(self, key):
         hub.spawn_after(RESOLVE_TIMEOUT, lambda: self.send_event(self.name, EventResolveTimeout(key)))
 
     @set_ev_cls(EventResolveTimeout)
     def _resolve_timeout(self, ev):
-        for dp, port, data in self.pending.pop(ev.key, []):
-            LOG.info("router: %s on VNI %d did not answer", ev.key[1], ev.key[0])
-            self._icmp_error(dp, port, data, icmp.HOST_UNREACHABLE)
+        self.punts.resolve_timeout(ev.key)
 
-    def _release_resolved(self):
-        for key in [k for k in self.pending if k[1] in self.net.bindings.get(k[0], {})]:
-            for dp, port, data in self.pending.pop(key):
-                self._out(dp, openflow.packet_out(dp, port.ofport, data, [
-                    openflow.SetField("tunnel_id", key[0]),
-                    openflow.SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(key[1]))),
-                    openflow.Resubmit(Table.L3_ARP_RESOLVE)]))
+    @set_ev_cls(EventReleaseHeld)
+    def _release_held(self, ev=None):
+        """Frames held for a moved port: on once its new place is made (punts.py); a link
+        that has not said it is up yet, a moment later (asked again twice, not more)."""
+        if self.punts.release_moved() and ev is None:
+            for wait in (LINK_GRACE, 2 * LINK_GRACE):
+                hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
 
     # --- OVSDB ------------------------------------------------------------------------------
     @set_ev_cls(EventOvsdbFailed)
@@ -637,16 +535,11 @@ class PacketwalkController(app_manager.OSKenApp):
         self._role(hv)
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
-        interfaces, tunnels, state = {}, {}, {}
-        for iface in snap.interfaces:
-            remote = iface.external_ids.get(REMOTE_KEY)
-            if remote:
-                state[remote] = iface.bfd_status.get("state", "unknown")
-                if iface.ofport > 0:
-                    tunnels[remote] = iface.ofport
-            elif iface.external_ids.get(IFACE_ID):
-                interfaces[iface.name] = (iface.ofport, iface.external_ids[IFACE_ID])
+        interfaces, tunnels, state = snap.split(IFACE_ID)
+        before = mobility.locations(self.net)
         self.net.set_interfaces(hv, interfaces, time.time())
+        if self.net.moves.observe(before, mobility.locations(self.net), time.time()):
+            LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
         hv.tunnels, hv.tunnel_state = tunnels, state
         self._log_unbound(hv)
         self._converge()
@@ -747,7 +640,8 @@ class PacketwalkController(app_manager.OSKenApp):
             self._learned_ports_not_back()
         self._act(self.conv.converge(self._tunnel_check))
         self._tunnel_check.clear()
-        self._release_resolved()
+        self.punts.release_resolved()
+        self._release_held()
         self._publish()
 
     def _publish(self, force: bool = False) -> None:
@@ -763,6 +657,7 @@ class PacketwalkController(app_manager.OSKenApp):
 
     def _act(self, actions: Actions) -> None:
         """Do what the convergence says: tunnel ports to the OVSDB workers, bundles to the links."""
+        self.punts.plans_started(actions.plans)
         for plan in actions.plans:
             LOG.info("plan %d: %s", plan.seq, "; ".join(
                 ", ".join(f"{u.hypervisor} +{len(u.add)} -{len(u.delete)}" for u in stage) for stage in plan.stages))
@@ -782,6 +677,7 @@ class PacketwalkController(app_manager.OSKenApp):
             if dp is None:
                 sends += self.conv.dispatch.fail(s.hypervisor)
                 continue
+            self._meters_and_groups(hv, dp, add=True)
             msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
             for m in msgs:
                 dp.set_xid(m)
@@ -789,11 +685,33 @@ class PacketwalkController(app_manager.OSKenApp):
             self.links[dp.id].send(msgs)
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
 
+    def _meters_and_groups(self, hv, dp, add: bool) -> None:
+        """Meters (security.py) and failover groups (mobility.py): those wanted go in before
+        the bundles whose flows use them; those no longer wanted go once no plan is in
+        flight (deleting one deletes the flows that use it)."""
+        for kind, wanted, make, drop in (
+                ("meter", security.meters(hv), lambda i, v: openflow.meter_add(dp, i, *v), openflow.meter_delete),
+                ("group", mobility.groups(hv), lambda i, v: openflow.failover_group_add(dp, i, v, Table.IN_TRANSIT),
+                 openflow.group_delete)):
+            new, old = self.guard.changes(kind, dp.id, wanted)
+            if add and new:
+                self._out(dp, [make(i, v) for i, v in sorted(new.items())])
+                self.guard.mark_sent(kind, dp.id, new, ())
+            elif not add and old:
+                self._out(dp, [drop(dp, i) for i in sorted(old)])
+                self.guard.mark_sent(kind, dp.id, (), old)
+
+    def _tidy(self, hv) -> None:
+        """No plan in flight: meters and groups nothing uses any more, on hv."""
+        dp = self._dp(hv)
+        if dp is not None and hv.name in self.owned and not self.conv.rec.pending():
+            self._meters_and_groups(hv, dp, add=False)
+
     def _out(self, dp, msg) -> None:
         """A packet-out, through the hypervisor's send queue (never blocking this thread)."""
         link = self.links.get(dp.id)
         if link is not None:
-            link.send([msg])
+            link.send(msg if isinstance(msg, list) else [msg])
 
     def _dp(self, hv: Hypervisor):
         return self.datapaths.get(self.dpid_of.get(hv.name))
@@ -806,29 +724,9 @@ class PacketwalkController(app_manager.OSKenApp):
     def _write_state(self):
         if not CONF.state_file:
             return
-        tmp = CONF.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
-            json.dump({**state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
-                       "controller": CONF.controller_name, "owned": sorted(self.owned),
-                       "owners": {h: self.members.owner(h) for h in self.net.hypervisors}},
-                      f, indent=1, sort_keys=True)
-        os.replace(tmp, CONF.state_file)
-
-
-def state_dict(net: Network, flow_mods: dict, installed: dict) -> dict:
-    """The controller's tables, as `packetwalk show` and the lab read them."""
-    return {
-        "hypervisors": {h.name: {
-            "address": h.address, "vtep_ip": h.vtep_ip, "dpid": h.dpid,
-            "openflow": h.of_connected, "ovsdb": h.ovsdb_connected, "up": h.up,
-            "attachments": {a.port: {"vm": a.lport, "mac": a.mac, "vni": a.vni, "ofport": a.ofport}
-                            for a in h.attachments.values()},
-            "tunnels": {r: {"ofport": h.tunnels.get(r), "bfd": s} for r, s in h.tunnel_state.items()},
-            "flows": installed.get(h.name, 0), "flow_mods": flow_mods.get(h.name, 0),
-        } for h in net.hypervisors.values()},
-        "vteps": {str(vni): [h.name for h in net.vtep_table(vni)] for vni in net.switches},
-        "arp_table": {str(vni): {ip: {"mac": b.mac, "source": b.source} for ip, b in t.items()}
-                      for vni, t in net.bindings.items()},
-        "conflicts": net.conflicts,
-    }
+        installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
+        report.write_json(CONF.state_file, {
+            **report.state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
+            "controller": CONF.controller_name, "owned": sorted(self.owned),
+            "owners": {h: self.members.owner(h) for h in self.net.hypervisors},
+            "port_security": self.guard.counters(), "packet_ins_refused": self.guard.refused_packet_ins()})

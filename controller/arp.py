@@ -23,6 +23,7 @@ class ArpDecision:
     reply: bytes | None = None    # an ARP reply to send back out of the VM's port
     forward: str | None = None    # "flood" | "unicast": let the original go on
     why: str = ""
+    refused: bool = False         # it lied (a MAC or IP not the port's): it goes nowhere; `why` says so
 
 
 class MalformedPacket(ValueError):
@@ -61,18 +62,21 @@ def arp_request(vmac: str, router_ip: str, target_ip: str) -> bytes:
 
 
 def decide(net: Network, port: Attachment, eth: ethernet.ethernet, req: arp.arp, now: float = 0.0) -> ArpDecision:
+    """What to do with an ARP a VM port sent. An ARP that lies (a sender MAC that is not the
+    port's, or an address it may not claim: another port's, a LIF's, one it was not given)
+    teaches nothing and goes nowhere, unicast or broadcast; the app reports it (rate-limited)."""
     learned = False
     if req.src_mac != port.mac or eth.src != port.mac:
-        why = f"{port.lport}: ARP claims MAC {req.src_mac} but its port is {port.mac}: not learned"
-        LOG.warning(why)
-        return ArpDecision(False, why=why)
+        return ArpDecision(False, refused=True,
+                           why=f"{port.lport}: ARP claims MAC {req.src_mac} but its port is {port.mac}: "
+                               "not learned, dropped")
     if req.src_ip != "0.0.0.0":
         try:
             learned = net.learn_binding(port, req.src_ip, now)
             if learned:
                 LOG.info("VNI %d: learned %s is at %s (%s)", port.vni, req.src_ip, req.src_mac, port.lport)
         except BindingConflict as e:
-            LOG.warning("%s: %s", port.lport, e)
+            return ArpDecision(False, refused=True, why=f"{port.lport}: {e}: its ARP dropped")
     if req.src_ip == req.dst_ip:          # gratuitous, as a request or as a reply
         return ArpDecision(learned, why="gratuitous ARP: learned, not flooded")
     if req.opcode == arp.ARP_REQUEST and eth.dst == BROADCAST:

@@ -9,6 +9,10 @@ up in the reconciler and become the next plan together.
 generation); a generation is realized when everything it started (the plan carrying its
 flows, the tunnel ports it asked for and the flows that use them) is confirmed on every
 hypervisor it touches, or that hypervisor is gone.
+
+`made` is the newest plan whose first stage (the adds where a VM landed) is confirmed:
+make-before-break's "made" point, when frames held for a moving VM can go on to it
+(mobility.py, punts.py).
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class Dispatch:
         self._carried: int | None = None
         self.confirmed: dict[str, int] = {}        # hypervisor -> bundles confirmed
         self.failures: dict[str, int] = {}
+        self.made = 0                              # the newest plan whose stage 0 is confirmed
 
     # --- changes and what they wait for ----------------------------------------------------
     def change(self) -> int:
@@ -104,6 +109,8 @@ class Dispatch:
 
     def _next(self) -> list[Send]:
         while self.plan is not None and not self._waiting:
+            if self._stage >= 1 and self.plan.first:
+                self.made = max(self.made, self.plan.seq)
             if self._stage >= len(self.plan.stages):
                 self.plan = None
                 return []

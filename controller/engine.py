@@ -15,6 +15,8 @@ to delete. What a change touches:
   MACs behind that VTEP, on H only; a BFD state change touches nothing;
 - a hypervisor going down or coming back: its switches' flood lists and its MACs on the
   others; itself, recomputed in full when it is back;
+- a port's move beginning, landing or ending (mobility.py): that move on every hypervisor;
+  a tunnel port changing on H: the moves on H too;
 - a switch, router, LIF or route changed: every hypervisor whose VMs reach it, in full;
   the vMAC or ARP suppression changed: everything.
 
@@ -59,6 +61,7 @@ class Engine:
         self.wanted: dict[str, dict[Scope, dict[int, Flow]]] = {}   # up hypervisors only
         self._tunnels: dict[str, dict[str, int]] = {}
         self._vtep_ip: dict[str, str | None] = {}
+        self._moves: dict = {}             # logical port -> its Move, as last computed
 
     # --- reading ------------------------------------------------------------------------
     def flows(self, hv: str) -> dict[int, Flow]:
@@ -105,6 +108,12 @@ class Engine:
                         dirty[name].add(("switch", a.vni))
             elif kind == "intent":
                 self._intent(note[1], full, tunnels)
+        moves = dict(net.moves.by_port)
+        for lport in moves.keys() | self._moves.keys():
+            if moves.get(lport) != self._moves.get(lport):
+                for name in up:
+                    dirty[name].add(("move", lport))
+        self._moves = moves
         for name, hv in net.hypervisors.items():
             if self._vtep_ip.get(name, "?") != hv.vtep_ip:      # a VTEP renumbered: everyone's tunnels
                 self._vtep_ip[name] = hv.vtep_ip
@@ -169,6 +178,7 @@ class Engine:
                 continue
             dirty[name].add(("vtep", remote))
             dirty[name].update(("switch", v) for v in hv.vnis())
+            dirty[name].update(("move", m.lport) for m in net.moves)
             there = net.hypervisors.get(remote)
             for a in there.attachments.values() if there else ():
                 if a.vni in routed:

@@ -94,6 +94,35 @@ class DecTtl:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckPktLarger:
+    """OVS's check_pkt_larger: bit 0 of register `dst` := (frame length > `length`)."""
+    length: int
+    dst: str
+
+    def ofctl(self) -> str:
+        return f"check_pkt_larger({self.length})->{self.dst}[0]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Hand the packet to group `id` (a fast-failover group: see controller/mobility.py)."""
+    id: int
+
+    def ofctl(self) -> str:
+        return f"group:{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Meter:
+    """The meter instruction: the packet passes meter `id` first (a band drops over its rate).
+    Always the first action; rendered as OpenFlow 1.3's meter instruction."""
+    id: int
+
+    def ofctl(self) -> str:
+        return f"meter:{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Goto:
     """goto_table: an instruction, always last."""
     table: Table
@@ -102,7 +131,7 @@ class Goto:
         return f"goto_table:{int(self.table)}"
 
 
-Action = Output | SetField | Move | DecTtl | Goto
+Action = Meter | Output | Group | SetField | Move | DecTtl | CheckPktLarger | Goto
 
 
 # --- the flow ------------------------------------------------------------------------------
@@ -120,6 +149,8 @@ class Flow:
         acts = tuple(actions)
         if any(isinstance(a, Goto) for a in acts[:-1]):
             raise ValueError(f"{owner}: goto_table must be the last action")
+        if any(isinstance(a, Meter) for a in acts[1:]):
+            raise ValueError(f"{owner}: a meter must be the first action")
         return cls(table, priority, tuple(match.items()), acts, owner)
 
     @property

@@ -29,9 +29,9 @@ def pipeline_defaults() -> list[Flow]:
 
 @interned
 def vm_port_ingress(a: Attachment) -> Flow:
-    """A VM's port belongs to its logical switch: tag the packet with the VNI."""
+    """A VM's port belongs to its logical switch: tag the packet with the VNI; then port security."""
     return Flow.of(Table.CLASSIFY, 100, {"in_port": a.ofport},
-                   [SetField("tunnel_id", a.vni), Goto(Table.ARP_SNOOP)], f"port:{a.lport}")
+                   [SetField("tunnel_id", a.vni), Goto(Table.PORT_SECURITY)], f"port:{a.lport}")
 
 
 @interned

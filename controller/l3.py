@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from controller.flows import ETH_IP, DecTtl, Flow, Goto, Move, Output, SetField, interned
+from controller.flows import ETH_IP, CheckPktLarger, DecTtl, Flow, Goto, Move, Output, SetField, interned
 from controller.model import Hypervisor, Network
-from controller.tables import REG_NEXT_HOP, Table
+from controller.tables import REG_NEXT_HOP, REG_TOO_BIG, Table
 
 ICMP = 1
 LPM_BASE = 1000      # routes: priority = LPM_BASE + prefix length (longest prefix wins)
+LOGICAL_MTU = 1450   # VXLAN (50 bytes) over a 1500-byte underlay: the largest IP packet a logical switch carries
+MAX_FRAME = LOGICAL_MTU + 14    # ... as an untagged Ethernet frame (what check_pkt_larger measures)
 
 
 @interned
@@ -43,7 +45,8 @@ def route(src_vni: int, prefix: ipaddress.IPv4Network, dst_vni: int, vmac: str, 
           next_hop: str | None = None) -> Flow:
     """Longest prefix match from one LIF's switch. A connected route's next hop is the
     destination itself; a static route's is its gateway. TTL 1 goes to the controller
-    (dec_ttl's invalid-TTL packet-in) for ICMP time exceeded."""
+    (dec_ttl's invalid-TTL packet-in) for ICMP time exceeded. A frame longer than the
+    logical MTU is marked (check_pkt_larger) for L3_MTU."""
     hop = SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address(next_hop))) if next_hop \
         else Move("ipv4_dst", REG_NEXT_HOP)
     match = {"tunnel_id": src_vni, "eth_type": ETH_IP}
@@ -52,7 +55,16 @@ def route(src_vni: int, prefix: ipaddress.IPv4Network, dst_vni: int, vmac: str, 
             if prefix.prefixlen < 32 else str(prefix.network_address)
     return Flow.of(Table.L3_ROUTING, LPM_BASE + prefix.prefixlen, match,
                    [DecTtl(), SetField("eth_src", vmac), hop, SetField("tunnel_id", dst_vni),
-                    Goto(Table.L3_ARP_RESOLVE)], owner)
+                    CheckPktLarger(MAX_FRAME, REG_TOO_BIG), Goto(Table.L3_MTU)], owner)
+
+
+def mtu_defaults() -> list[Flow]:
+    """A routed frame that does not fit the logical MTU goes to the controller, which answers
+    ICMP fragmentation needed (DF set) or fragments it; every other goes on to ARP resolve."""
+    return [
+        Flow.of(Table.L3_MTU, 100, {REG_TOO_BIG: (1, 1)}, [Output("controller")], "pipeline"),
+        Flow.of(Table.L3_MTU, 0, {}, [Goto(Table.L3_ARP_RESOLVE)], "pipeline"),
+    ]
 
 
 @interned
@@ -108,7 +120,7 @@ def binding_resolve(net: Network, local: set[int], vni: int, ip: str) -> list[Fl
 
 def l3_flows(net: Network, hv: Hypervisor) -> list[Flow]:
     local = hv.vnis()
-    flows = []
+    flows = mtu_defaults()
     for r in net.intent.routers:
         flows += router_flows(net, local, r)
     for vni in sorted(net.routed_vnis(local)):

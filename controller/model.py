@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 
 from controller.intent import Intent, LogicalPort, LogicalSwitch
+from controller.mobility import Moves
 
 LOG = logging.getLogger(__name__)
 IFACE_ID = "iface-id"          # external_ids key on a br-int interface: the logical port's name
@@ -76,6 +77,7 @@ class Network:
         self.detached_at: dict[str, float] = {}               # logical port -> when it left its last hypervisor
         self._attached_seq: dict[tuple[str, str], int] = {}   # (hv, interface) -> when first seen
         self._seq = 0
+        self.moves = Moves()                                  # ports changing hypervisors (make-before-break)
         # Indexes (kept by the methods below): VNI -> hypervisor -> ports on it;
         # VNI -> MAC -> (hv, interface) -> (seq, attachment); (VNI, logical port) -> its IPs.
         self._vni_ports: dict[int, Counter] = {}

@@ -6,8 +6,9 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.l2 import ARP_RESPONDER_PRIORITY
 from controller.tables import Table
-from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, DecTtl, Flow, Goto, Move, Output,
-                              SetField)
+from controller.flows import (COOKIE_APP, COOKIE_APP_MASK, CheckPktLarger, DecTtl, Flow, Goto, Group,
+                              Meter, Move, Output, SetField)
+from controller.nx_actions import NXActionCheckPktLarger
 
 _PORTS = {"in_port": ofp.OFPP_IN_PORT, "controller": ofp.OFPP_CONTROLLER}
 ALL_COOKIE_BITS = 0xFFFFFFFFFFFFFFFF
@@ -25,12 +26,17 @@ def _action(a):
         return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=width)
     if isinstance(a, DecTtl):
         return parser.OFPActionDecNwTtl()
+    if isinstance(a, Group):
+        return parser.OFPActionGroup(a.id)
+    if isinstance(a, CheckPktLarger):
+        return NXActionCheckPktLarger(a.length, a.dst)
     raise TypeError(f"no OpenFlow rendering for {a!r}")
 
 
 def flow_add(dp, flow: Flow):
-    actions = [_action(a) for a in flow.actions if not isinstance(a, Goto)]
-    inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
+    actions = [_action(a) for a in flow.actions if not isinstance(a, (Goto, Meter))]
+    inst = [parser.OFPInstructionMeter(a.id, ofp.OFPIT_METER) for a in flow.actions if isinstance(a, Meter)]
+    inst += [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
     if flow.actions and isinstance(flow.actions[-1], Goto):
         inst.append(parser.OFPInstructionGotoTable(int(flow.actions[-1].table)))
     return parser.OFPFlowMod(dp, cookie=flow.cookie, table_id=int(flow.table), command=ofp.OFPFC_ADD,
@@ -90,6 +96,35 @@ class Resubmit(Goto):
 
     def ofctl(self) -> str:
         return f"resubmit(,{int(self.table)})"
+
+
+def meter_add(dp, meter_id: int, rate: int, burst: int):
+    """A packets-per-second meter whose one band drops what exceeds `rate` (after `burst`)."""
+    return parser.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST,
+                              meter_id=meter_id, bands=[parser.OFPMeterBandDrop(rate=rate, burst_size=burst)])
+
+
+def meter_delete(dp, meter_id: int):
+    return parser.OFPMeterMod(dp, command=ofp.OFPMC_DELETE, meter_id=meter_id)
+
+
+def table_stats_request(dp, table: int):
+    """Every flow of ours in one table, with its packet count."""
+    return parser.OFPFlowStatsRequest(dp, table_id=table, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                                      cookie=COOKIE_APP, cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
+
+
+def failover_group_add(dp, group_id: int, ofport: int, otherwise: Table):
+    """A fast-failover group: out of `ofport` while it exists, else through table `otherwise`
+    (its flow sends to the controller, behind a meter, as an ordinary packet-in)."""
+    return parser.OFPGroupMod(dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_FF, group_id=group_id, buckets=[
+        parser.OFPBucket(watch_port=ofport, watch_group=ofp.OFPG_ANY, actions=[parser.OFPActionOutput(ofport)]),
+        parser.OFPBucket(watch_port=ofp.OFPP_CONTROLLER, watch_group=ofp.OFPG_ANY,
+                         actions=[parser.NXActionResubmitTable(table_id=int(otherwise))])])
+
+
+def group_delete(dp, group_id: int):
+    return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=group_id)
 
 
 BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED

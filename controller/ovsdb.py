@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 
+import ovs.stream
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
 
@@ -43,6 +44,20 @@ class Snapshot:
     dpid: int | None                        # br-int's datapath ID (what its OpenFlow connection says)
     interfaces: tuple[Interface, ...]       # ports on br-int only
 
+    def split(self, iface_id_key: str) -> tuple[dict, dict, dict]:
+        """(VM interfaces: name -> (ofport, iface-id); tunnel ports: remote -> ofport, for
+        those OVS numbered; tunnels' BFD state: remote -> state)."""
+        interfaces, tunnels, state = {}, {}, {}
+        for iface in self.interfaces:
+            remote = iface.external_ids.get(REMOTE_KEY)
+            if remote:
+                state[remote] = iface.bfd_status.get("state", "unknown")
+                if iface.ofport > 0:
+                    tunnels[remote] = iface.ofport
+            elif iface.external_ids.get(iface_id_key):
+                interfaces[iface.name] = (iface.ofport, iface.external_ids[iface_id_key])
+        return interfaces, tunnels, state
+
 
 class _NotifyingIdl(connection.OvsdbIdl):
     on_change = None
@@ -57,10 +72,22 @@ class _NotifyingIdl(connection.OvsdbIdl):
             self.on_change()
 
 
+def use_ssl(private_key: str, certificate: str, ca_cert: str) -> None:
+    """Open every hypervisor's OVSDB over SSL from now on, presenting this key and
+    certificate and trusting servers whose certificate `ca_cert` signed (python-ovs keeps
+    these process-wide)."""
+    for path in (private_key, certificate, ca_cert):
+        with open(path, "rb"):       # unreadable: say so now, not at the first connection
+            pass
+    ovs.stream.Stream.ssl_set_private_key_file(private_key)
+    ovs.stream.Stream.ssl_set_certificate_file(certificate)
+    ovs.stream.Stream.ssl_set_ca_cert_file(ca_cert)
+
+
 class HypervisorDB:
-    def __init__(self, address: str, on_change, timeout: float = 10.0):
+    def __init__(self, address: str, on_change, timeout: float = 10.0, scheme: str = "tcp"):
         self.address = address
-        self.target = f"tcp:{address}:{OVSDB_PORT}"
+        self.target = f"{scheme}:{address}:{OVSDB_PORT}"
         self._on_change = on_change
         self._timeout = timeout
         self.api = None

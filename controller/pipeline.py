@@ -10,6 +10,11 @@ recomputes only the scopes a change touches, and the full recompute is every sco
     ("mac", vni, mac)         known unicast to a MAC on a switch the local VMs reach
     ("binding", vni, ip)      ARP suppression and next-hop resolution for one binding
     ("router", name)          a distributed router's LIFs and routes
+    ("move", port)            a logical port changing hypervisors (mobility.py): hold or forward
+
+Port security (security.py) is part of its port's scope; every scope's punts pass a meter
+and its delivery to a local VM port goes through that port's failover group (the last step
+of scope_flows, so the engine's flows are what the switch holds).
 
 A scope that no longer applies to the hypervisor yields no flows. A new kind of flow goes
 into the scope whose change changes it (engine.py says which changes touch which scopes).
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from controller import l2, l3
+from controller import l2, l3, mobility, security
 from controller.flows import Flow
 from controller.model import Hypervisor, Network
 
@@ -49,12 +54,21 @@ def scopes(view: View) -> Iterator[Scope]:
             yield ("binding", vni, ip)
     for r in net.intent.routers:
         yield ("router", r.name)
+    for m in net.moves:
+        yield ("move", m.lport)
 
 
 def scope_flows(view: View, scope: Scope) -> list[Flow]:
+    """The flows of one scope on one hypervisor, as the switch holds them (metered punts,
+    local delivery by failover group)."""
+    hv = view.hv
+    return security.meter_punts(mobility.deliver_by_group(_scope_flows(view, scope), hv), hv)
+
+
+def _scope_flows(view: View, scope: Scope) -> list[Flow]:
     net, hv, kind = view.net, view.hv, scope[0]
     if kind == "port":
-        return l2.port_flows(net, hv, scope[1])
+        return l2.port_flows(net, hv, scope[1]) + security.attachment_flows(net, hv.attachments.get(scope[1]))
     if kind == "mac":
         return l2.mac_flows(net, hv, view.routed, scope[1], scope[2])
     if kind == "binding":
@@ -67,8 +81,10 @@ def scope_flows(view: View, scope: Scope) -> list[Flow]:
     if kind == "router":
         r = next((r for r in net.intent.routers if r.name == scope[1]), None)
         return l3.router_flows(net, view.local, r) if r else []
+    if kind == "move":
+        return mobility.move_flows(net, hv, net.moves.by_port.get(scope[1]))
     if kind == "pipeline":
-        return l2.pipeline_defaults()
+        return l2.pipeline_defaults() + l3.mtu_defaults() + security.defaults() + [mobility.in_transit_default()]
     raise ValueError(f"unknown scope {scope!r}")
 
 
@@ -85,3 +101,10 @@ def hypervisor_scopes(net: Network, hv: Hypervisor) -> dict[Scope, dict[int, Flo
 
 def hypervisor_flows(net: Network, hv: Hypervisor) -> list[Flow]:
     return list({c: f for flows in hypervisor_scopes(net, hv).values() for c, f in flows.items()}.values())
+
+
+def layered_flows(net: Network, hv: Hypervisor) -> list[Flow]:
+    """The same flows composed by layer (the oracle of tests/unit/test_engine.py)."""
+    flows = l2.l2_flows(net, hv) + l3.l3_flows(net, hv) + security.security_flows(net, hv) \
+        + mobility.mobility_flows(net, hv)
+    return security.meter_punts(mobility.deliver_by_group(flows, hv), hv)

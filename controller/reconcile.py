@@ -45,6 +45,7 @@ class TunnelUpdate:
 class Plan:
     seq: int
     stages: tuple[tuple[FlowUpdate, ...], ...]
+    first: frozenset[str] = frozenset()     # hypervisors whose adds are stage 0 (a VM landed there)
 
     def hypervisors(self) -> set[str]:
         return {u.hypervisor for stage in self.stages for u in stage}
@@ -127,17 +128,18 @@ class Reconciler:
         """Everything pending, as one plan in make-before-break stages (None: nothing)."""
         stages: list[list[FlowUpdate]] = [[], [], []]
         for hv, sw in sorted(self.switches.items()):
-            first = sw.local
+            local = sw.local
             add, delete = sw.take()
             if add:
-                stages[0 if first else 1].append(FlowUpdate(hv, add, ()))
+                stages[0 if local else 1].append(FlowUpdate(hv, add, ()))
             if delete:
                 stages[2].append(FlowUpdate(hv, (), delete))
+        first = frozenset(u.hypervisor for u in stages[0])
         stages = tuple(tuple(s) for s in stages if s)
         if not stages:
             return None
         self.seq += 1
-        return Plan(self.seq, stages)
+        return Plan(self.seq, stages, first)
 
     # --- tunnel ports ------------------------------------------------------------------------
     def tunnels(self, net: Network, names) -> list[TunnelUpdate]:

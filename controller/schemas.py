@@ -226,6 +226,14 @@ class ConflictOut(BaseModel):
     held_by: str
 
 
+class PortSecurityOut(BaseModel):
+    """Frames a VM port sent that port security dropped at its hypervisor, per cause."""
+    port: str
+    hypervisor: str
+    dropped: dict[str, int] = Field(examples=[{"mac-spoofed": 3, "ipv4-spoofed": 12}])
+    total: int
+
+
 class Problem(BaseModel):
     detail: str
 

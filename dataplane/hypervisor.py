@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from dataplane.pki import Credentials
+
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 UPLINK = "vmnic0"      # ESXi's names: the physical uplink ...
 MGMT = "vmk0"          # ... and the management vmkernel port
@@ -47,7 +49,8 @@ class HypervisorOVS:
     dpid: int
     vtep_cidr: str          # "192.168.50.1/24"
     mgmt_ip: str
-    controller: str         # "tcp:169.254.77.1:6653"
+    controller: str         # "tcp:169.254.77.1:6653" (or "ssl:...", then with `ssl` set)
+    ssl: Credentials | None = None    # key, certificate, and the CA it trusts (the controller's)
 
     def sh(self, command: str) -> str:
         """Run `command` in the namespace with this hypervisor's OVS environment; raise on failure."""
@@ -79,8 +82,13 @@ class HypervisorOVS:
         ovs-vswitchd) who this is plus `config`, ovs-vsctl arguments (`--` separated)."""
         d = self.rundir
         remote = f" --remote=ptcp:{OVSDB_PORT}:{self.mgmt_ip}" if self.mgmt_ip else ""
+        ssl = []
+        if self.ssl:     # OVSDB over SSL, only for a certificate of the CA in `ssl`; OpenFlow's SSL settings
+            remote = (f" --remote=pssl:{OVSDB_PORT}:{self.mgmt_ip} --private-key={self.ssl.key}"
+                      f" --certificate={self.ssl.cert} --ca-cert={self.ssl.ca}") if self.mgmt_ip else ""
+            ssl = ["--", f"set-ssl {self.ssl.key} {self.ssl.cert} {self.ssl.ca}"]
         init = ["--no-wait init", "--", "set Open_vSwitch .", f"external_ids:system-id={self.name}",
-                f"external_ids:hostname={self.name}", *external_ids, *config]
+                f"external_ids:hostname={self.name}", *external_ids, *ssl, *config]
         return (f"mkdir -p {d} && sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.all.disable_ipv6=1"
                 f" && ovsdb-tool create {d}/conf.db {SCHEMA}"
                 f" && ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock{remote}"
@@ -157,6 +165,10 @@ class HypervisorOVS:
         """Plug a VM's port into br-int; its external_ids say which VM, MAC and logical switch."""
         self.sh(f"ip link set {port} up")
         self.vsctl(*VmPort(port, vm, mac, switch, vni).vsctl_args())
+
+    def unbind_vm(self, port: str) -> None:
+        """The port stays on br-int but names no logical port any more (a VM about to leave)."""
+        self.vsctl(f"remove interface {port} external_ids iface-id")
 
     def detach_vm(self, port: str) -> None:
         self.vsctl(f"--if-exists del-port br-int {port}")

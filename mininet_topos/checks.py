@@ -358,3 +358,4 @@ def run_checks(lab, names: list[str]) -> dict:
 
 from mininet_topos import checks_cluster, checks_intent  # noqa: E402,F401  registers their checks
 from mininet_topos import restart  # noqa: E402,F401  registers hypervisor-restart
+from mininet_topos import storm_checks, tls_check, trust_checks  # noqa: E402,F401  registers tls, spoofing, arp-poisoning, packet-in-storm, vm-move

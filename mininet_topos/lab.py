@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
+import urllib.request
 import sys
 import threading
 import time
@@ -24,8 +26,9 @@ from mininet.net import Mininet
 
 from dataplane import physical
 from dataplane.ofprobe import BrIntProbe, ProbeError
+from dataplane.pki import LabPKI
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
-from mininet_topos import bringup, cleanup, readiness
+from mininet_topos import bringup, capacity, cleanup, interrupts, readiness
 from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
 from mininet_topos.topology import Topology, intent_dict
 
@@ -51,6 +54,7 @@ def wait_for(condition, timeout: float, what, interval: float = 0.05):
     string, or a function that says what is still missing) if not."""
     deadline = time.monotonic() + timeout
     while True:
+        interrupts.checkpoint()
         value = condition()
         if value:
             return value
@@ -62,17 +66,30 @@ def wait_for(condition, timeout: float, what, interval: float = 0.05):
 NB_PORT, NB_RAFT_PORT = 6641, 6643     # the controller database's clients and its Raft peers
 
 
+def _settle(node, timeout: float = 2.0) -> None:
+    """A node whose command was cut short (a signal during a check) still waits for its
+    output: interrupt the command and read up to the prompt, so teardown can use the shell."""
+    deadline = time.monotonic() + timeout
+    if node.waiting and node.shell:
+        node.sendInt()
+        while node.waiting and time.monotonic() < deadline:
+            node.monitor(timeoutms=100)
+    node.waiting = False
+
+
 class Lab:
     def __init__(self, topology: Topology, rundir: Path = RUNDIR, progress=None, verbose=False, nb_cluster: int = 0,
-                 controllers: int = 0):
+                 ssl=False, controllers: int = 0):
         self.topo = topology
         self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
+        self.ssl = ssl           # OpenFlow and the hypervisors' OVSDB over SSL, with the lab's own PKI
+        self.pki: LabPKI | None = None
         # 0: one controller in the root namespace; N: N controllers, each in its own namespace
         self.controllers = [f"ctl{i}" for i in range(1, controllers + 1)]
         self.procs: dict[str, subprocess.Popen] = {}     # controller name -> its process (several)
         self.api = f"http://127.0.0.1:{API_PORT}"       # the API lab clients use (a live controller's)
         self.rundir = Path(rundir)
-        self.progress = progress or (lambda msg: None)
+        self._progress = progress or (lambda msg: None)
         self.verbose = verbose
         self.net: Mininet | None = None
         self.controller: subprocess.Popen | None = None
@@ -80,6 +97,11 @@ class Lab:
         self.placement = {vm.name: vm.hypervisor for vm in topology.vms}   # VM -> hypervisor now
         self.extra_vms = {}               # VMs added while running: name -> (ip, mac, switch)
         self._state_cache = (None, {})
+
+    def progress(self, message: str) -> None:
+        """Say what the lab does next; a step boundary, so a SIGINT/SIGTERM noted meanwhile acts here."""
+        interrupts.checkpoint()
+        self._progress(message)
 
     # --- access ---------------------------------------------------------------------------
     def hv(self, name: str) -> HypervisorNode:
@@ -121,6 +143,11 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
+        """Everything up, or (on an error, SIGINT or SIGTERM at any moment) everything torn
+        down and the error raised (interrupts.Interrupted for a signal)."""
+        reason = capacity.too_large(self.topo, capacity.Machine.here())
+        if reason:
+            raise LabError(f"{self.topo.source}: too large for this machine: {reason}")
         clash = {r.name for r in self.topo.routers} & ({h.name for h in self.topo.hypervisors}
                                                        | {v.name for v in self.topo.vms})
         if self.topo.kind == "physical" and clash:
@@ -129,23 +156,28 @@ class Lab:
         if left:
             raise LabError("a lab is running, or a crashed one left " + ", ".join(left)
                            + ": stop it, or run `packetwalk lab clean`")
-        shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
-        self.rundir.mkdir(parents=True)
-        self.manifest = cleanup.Manifest(self.rundir)
-        try:
-            if self.topo.kind == "physical":
-                self._build_physical()
-            else:
-                self._build()              # the controller starts meanwhile
-                self._start_hypervisors()
-                self._wait_ready()
-            self.write_lab_file()
-        except bringup.BringupError as e:
-            self.stop()
-            raise LabError(str(e)) from None
-        except BaseException:
-            self.stop()
-            raise
+        with interrupts.deferred():
+            shutil.rmtree(self.rundir, ignore_errors=True)   # logs of the last run; nothing is running
+            self.rundir.mkdir(parents=True)
+            self.manifest = cleanup.Manifest(self.rundir)
+            try:
+                if self.ssl and self.topo.kind != "physical":
+                    self.progress("making the lab's CAs and certificates")
+                    self.pki = LabPKI(self.rundir / "pki", [hv.name for hv in self.topo.hypervisors])
+                if self.topo.kind == "physical":
+                    self._build_physical()
+                else:
+                    self._build()              # the controller starts meanwhile
+                    self._start_hypervisors()
+                    self._wait_ready()
+                self.write_lab_file()
+            except bringup.BringupError as e:
+                self.stop()
+                raise LabError(str(e)) from None
+            except BaseException:
+                self.stop()      # raises Interrupted if a signal came (the error it caused is its cause)
+                raise
+        interrupts.checkpoint()
 
     def _build(self) -> None:
         t = self.topo
@@ -157,11 +189,13 @@ class Lab:
         net = self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         mgmt = net.addSwitch(MGMT_BRIDGE, cls=Bridge, dpid="2")
         net.addSwitch(UNDERLAY, cls=Bridge, dpid="1")
-        ctl = " ".join(f"tcp:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers) \
-            or f"tcp:{t.controller_ip}:{OPENFLOW_PORT}"
+        scheme = "ssl" if self.pki else "tcp"
+        ctl = " ".join(f"{scheme}:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers) \
+            or f"{scheme}:{t.controller_ip}:{OPENFLOW_PORT}"
         hosts = [(hv.name, dict(cls=HypervisorNode, ip=None, rundir=str(self.rundir / hv.name), dpid=i,
                                 vtep_cidr=f"{hv.vtep_ip}/{t.underlay.prefixlen}", mgmt_ip=str(hv.mgmt_ip),
-                                controller=ctl)) for i, hv in enumerate(t.hypervisors, start=1)]
+                                controller=ctl, ssl=self.pki.hypervisors[hv.name] if self.pki else None))
+                 for i, hv in enumerate(t.hypervisors, start=1)]
         for vm in t.vms:
             gw = t.gateway(vm)
             hosts.append((vm.name, dict(cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}", mac=vm.mac,
@@ -279,6 +313,7 @@ class Lab:
     def _add_vms(self) -> None:
         t, net = self.topo, self.net
         for vm in t.vms:
+            interrupts.checkpoint()
             gw = t.gateway(vm)
             node = net.addHost(vm.name, cls=VM, ip=f"{vm.ip}/{t.switch(vm.switch).subnet.prefixlen}",
                                mac=vm.mac, defaultRoute=f"via {gw}" if gw else None)
@@ -343,6 +378,10 @@ class Lab:
         cmd = [sys.executable, "-m", "packetwalk.ryu_manager", "packetwalk", *db,     # `ryu-manager packetwalk ...`
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
                "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
+        if self.pki:        # os-ken then serves OpenFlow over SSL only; the same files open OVSDB
+            own = self.pki.controller
+            cmd += ["--ofp-ssl-listen-port", str(OPENFLOW_PORT), "--ctl-privkey", str(own.key),
+                    "--ctl-cert", str(own.cert), "--ca-certs", str(own.ca)]
         env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}   # no DNS here: 0.1 s less to start
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
@@ -403,9 +442,27 @@ class Lab:
         self.progress(f"starting controller {name} on {ip}:{OPENFLOW_PORT} (namespace {cleanup.PREFIX}{name})")
         self.procs[name] = self._spawn(name, ip, cleanup.PREFIX + name, ["--nb", self.nb_remote],
                                        self.rundir / name / "state.json",
-                                       ["--api-listen-host", ip, "--api-port", str(API_PORT)])
+                                       ["--api-listen-host", ip, "--api-port", str(API_PORT),
+                                        "--api-token-file", str(self._api_token())])
         if not any(self.controller_alive(c) and self.controller_api(c) == self.api for c in self.controllers):
             self.api = self.controller_api(name)
+
+    def _api_token(self) -> Path:
+        """Controllers in namespaces serve their API off loopback: only with a bearer token
+        (controller/api.py). The lab makes one, and this process's urllib clients send it."""
+        path = self.rundir / "api-token"
+        if not path.exists():
+            path.write_text(secrets.token_hex(16))
+            path.chmod(0o600)
+            token = path.read_text()
+
+            class Bearer(urllib.request.BaseHandler):
+                def http_request(self, req):
+                    if not req.has_header("Authorization"):
+                        req.add_unredirected_header("Authorization", f"Bearer {token}")
+                    return req
+            urllib.request.install_opener(urllib.request.build_opener(Bearer()))
+        return path
 
     def add_controller(self, name: str) -> None:
         """A controller that joins a running lab: its namespace, its link, its process."""
@@ -575,6 +632,18 @@ class Lab:
         MAC and IP; the VM keeps its interface and sends a gratuitous ARP from the new place."""
         vm, src, dst = self.topo.vm(name), self.hv(self.placement[name]), self.hv(to)
         sw = self.topo.switch(vm.switch)
+        # As vMotion quiesces a VM before its switchover: the port is unbound first, and unplugged
+        # only once the controller's hold on what arrives for it is confirmed on every hypervisor
+        # (its change realized: nothing is lost in the cable).
+        src.ovs.unbind_vm(name)
+
+        def let_go() -> bool:
+            state = self.controller_state()
+            realized = state.get("realized", {})
+            return name not in {a["vm"] for a in state.get("hypervisors", {}).get(src.name, {})
+                                .get("attachments", {}).values()} \
+                and realized.get("realized", -1) >= realized.get("generation", 0)
+        wait_for(let_go, 10, f"the controller to let go of {name} on {src.name}", 0.005)
         src.ovs.detach_vm(name)
         src.ovs.sh(f"ip link set {name} netns {dst.pid}")
         dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
@@ -602,18 +671,24 @@ class Lab:
 
     def write_lab_file(self) -> None:
         """Record what is running, for commands run from another shell."""
-        info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind,
+        info = {"topology": str(Path(self.topo.source).resolve()), "kind": self.topo.kind, "ssl": bool(self.pki),
                 "rundir": str(self.rundir), "placement": self.placement,
                 "api": None if self.topo.kind == "physical" else self.api, "controllers": self.controllers}
         (self.rundir / LAB_FILE).write_text(json.dumps(info, indent=1))
 
     def stop(self) -> None:
-        (self.rundir / LAB_FILE).unlink(missing_ok=True)
-        self._stop_controller()
-        if self.net is not None:
-            self.net.stop()            # HypervisorNode.terminate stops each node's OVS by pid
-            self.net = None
-        cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
+        """Tear everything down; a SIGINT/SIGTERM meanwhile waits until it is done (and is
+        then raised as interrupts.Interrupted)."""
+        with interrupts.deferred():
+            try:
+                (self.rundir / LAB_FILE).unlink(missing_ok=True)
+                self._stop_controller()
+                if self.net is not None:
+                    net, self.net = self.net, None
+                    net.stop()             # HypervisorNode.terminate stops each node's OVS by pid
+            finally:
+                cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
+        interrupts.checkpoint()
 
 
 def _connects(ip: str, port: int) -> bool:

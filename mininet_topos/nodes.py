@@ -18,9 +18,10 @@ class HypervisorNode(Node):
     Commands typed at it in the Mininet CLI run with its OVS environment. The physical
     baseline's hosts and router are the same kind of node (dataplane/physical.py)."""
 
-    def __init__(self, name, rundir=None, dpid=1, vtep_cidr=None, mgmt_ip=None, controller=None, **params):
+    def __init__(self, name, rundir=None, dpid=1, vtep_cidr=None, mgmt_ip=None, controller=None, ssl=None,
+                 **params):
         super().__init__(name, inNamespace=True, **params)
-        self.ovs = HypervisorOVS(name, Path(rundir), self.cmd, dpid, vtep_cidr, mgmt_ip, controller)
+        self.ovs = HypervisorOVS(name, Path(rundir), self.cmd, dpid, vtep_cidr, mgmt_ip, controller, ssl)
         self.cmd("export " + " ".join(f"{k}={v}" for k, v in ovs_env(rundir).items()))
 
     def terminate(self):

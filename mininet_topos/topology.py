@@ -74,6 +74,7 @@ class VM:
     switch: str
     ip: IPv4Address
     mac: str
+    trusted: bool = False    # forwards for others (an edge or router VM): no port security beyond tagging
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class StaticBinding:
     switch: str
     ip: IPv4Address
     mac: str
+    trusted: bool = False    # forwards for others (an edge or router VM): no port security beyond tagging
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class Topology:
                            for s in r.routes],
             } for r in self.routers],
             "vms": [{"name": vm.name, "hypervisor": vm.hypervisor, "switch": vm.switch,
-                     "ip": str(vm.ip), "mac": vm.mac} for vm in self.vms],
+                     "ip": str(vm.ip), "mac": vm.mac, **({"trusted": True} if vm.trusted else {})}
+                    for vm in self.vms],
             "static_bindings": [{"switch": b.switch, "ip": str(b.ip), "mac": b.mac}
                                 for b in self.static_bindings],
         }
@@ -148,7 +151,8 @@ def intent_dict(topo: Topology) -> dict:
     d = topo.to_dict()
     return {"vmac": d["vmac"], "logical_switches": d["logical_switches"],
             "logical_routers": d["logical_routers"], "static_bindings": d["static_bindings"],
-            "logical_ports": [{"name": vm["name"], "switch": vm["switch"], "mac": vm["mac"], "ips": [vm["ip"]]}
+            "logical_ports": [{"name": vm["name"], "switch": vm["switch"], "mac": vm["mac"], "ips": [vm["ip"]],
+                               "trusted": vm.get("trusted", False)}
                               for vm in d["vms"]]}
 
 
@@ -169,13 +173,42 @@ def load_topology(path: str | os.PathLike) -> Topology:
     except UnicodeDecodeError:
         raise TopologyError(f"{source}: cannot read file: it is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except DuplicateKey as err:
+        raise TopologyError(f"{source}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         problem = getattr(err, "problem", None) or str(err)
         raise TopologyError(f"{source}: {where}: YAML syntax error: {problem}") from None
     return parse_topology(data, source)
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names one key twice (YAML says keys are unique; PyYAML lets the last win)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that a mapping already has."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:       # before merging: a key may override a `<<` merge
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue            # the base class reports unhashable keys itself
+                if key in seen:
+                    line, first = key_node.start_mark.line + 1, seen[key] + 1
+                    raise DuplicateKey(f"line {line}, column {key_node.start_mark.column + 1}: "
+                                       f"duplicate key {key!r} (first given on line {first}): "
+                                       "each key may appear once in a mapping")
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 def parse_topology(data: object, source: str = "<dict>") -> Topology:
@@ -281,14 +314,17 @@ class _Network:
         placed = []
         for i, raw in enumerate(vm_entries):
             item, name = self._named("vms", i, raw, ["name", "hypervisor", "switch", "ip"],
-                                     ["mac"], self.nodes)
+                                     ["mac", "trusted"], self.nodes)
             hypervisor = _ref(raw["hypervisor"], self.hv_names, item, "hypervisor")
             switch, ip = self._place(raw, item)
             _unique((switch.name, ip), self.ips, item, f"ip {ip} on switch {switch.name!r}")
             mac = None if raw.get("mac") is None else _mac(raw["mac"], item)
             if mac:
                 _unique(mac, self.macs, item, f"mac {mac}")
-            placed.append((item, VM(name, hypervisor, switch.name, ip, mac)))
+            trusted = _get(raw, "trusted", False)
+            if not isinstance(trusted, bool):
+                raise _Problem(item, f"trusted must be true or false, got {_describe(trusted)}")
+            placed.append((item, VM(name, hypervisor, switch.name, ip, mac, trusted)))
         bindings = []
         for i, raw in enumerate(binding_entries):
             item = f"static_bindings[{i}]"

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 import click
 
 import packetwalk
+from mininet_topos import interrupts
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "mininet_topos"
 SEED = TOPOLOGIES / "seed.yaml"
@@ -109,6 +109,13 @@ def show_routers(as_json, api):
     _print_view("routers", None, as_json, api)
 
 
+@show.command("port-security")
+@_show_options
+def show_port_security(as_json, api):
+    """Frames each VM port sent that port security dropped at its hypervisor, per cause."""
+    _print_view("port-security", None, as_json, api)
+
+
 @show.command("tunnels")
 @click.argument("hv")
 @_show_options
@@ -127,11 +134,13 @@ def show_tunnels(hv, as_json, api):
 @click.option("--nb-cluster", type=click.IntRange(0, 7), default=None, metavar="N",
               help="the controller's database as an N-member Raft cluster, each member in its own "
                    "namespace (default: the controller's embedded database; 3 when --test has nb-cluster)")
+@click.option("--ssl", "use_ssl", is_flag=True,
+              help="OpenFlow and every hypervisor's OVSDB over SSL, with the lab's own CAs and certificates")
 @click.option("--controllers", type=click.IntRange(0, 7), default=0, metavar="N",
               help="N controllers, each in its own namespace, sharing the database (needs --nb-cluster; "
                    "default: one controller in the root namespace)")
 @click.pass_context
-def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, controllers):
+def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, use_ssl, controllers):
     """Start the controller and the emulated network, and give the Mininet CLI."""
     if ctx.invoked_subcommand:
         return
@@ -147,14 +156,19 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, controllers):
     unknown = [n for n in names if n not in CHECKS]
     if unknown or (tests is not None and not names):
         _fail(f"--test: unknown check {', '.join(unknown) or repr(tests)}; known: {', '.join(sorted(CHECKS))}")
+    from mininet_topos.capacity import Machine, too_large
+    reason = too_large(topo, Machine.here())
+    if reason:
+        _fail(f"{topology_file}: too large for this machine: {reason}")
     _require_root("packetwalk lab")
     if nb_cluster is None:
         nb_cluster = 3 if "nb-cluster" in names or controllers else 0
     if controllers and not nb_cluster:
         _fail("--controllers needs the database as a cluster they share: add --nb-cluster 3")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupts.install()
     try:
-        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, controllers=controllers) as running:
+        with Lab(topo, progress=_progress, verbose=verbose, nb_cluster=nb_cluster, ssl=use_ssl,
+                 controllers=controllers) as running:
             if not names:
                 from mininet.log import setLogLevel
                 from packetwalk import mininet_cli
@@ -166,6 +180,8 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, controllers):
             result = run_checks(running, names)
     except LabError as e:
         _fail(str(e), 1)
+    except (interrupts.Interrupted, KeyboardInterrupt) as e:
+        _interrupted(e)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -173,6 +189,13 @@ def lab(ctx, topology_file, tests, as_json, verbose, nb_cluster, controllers):
             click.echo(f"{name}: {'PASS' if r['ok'] else 'FAIL'}")
             click.echo(json.dumps({k: v for k, v in r.items() if k != 'ok'}, indent=2))
     sys.exit(0 if result["ok"] else 1)
+
+
+def _interrupted(e: BaseException):
+    """A SIGINT or SIGTERM: the lab is already torn down (Lab.stop finished first)."""
+    code = e.exit_code if isinstance(e, interrupts.Interrupted) else 130
+    _fail(f"{e if isinstance(e, interrupts.Interrupted) else 'interrupted by SIGINT'}: "
+          "the lab was stopped and nothing is left running", code)
 
 
 def _hint(topo) -> str:
@@ -277,11 +300,13 @@ def demo(as_json, keep, out_dir):
     from mininet_topos.lab import LabError
     from packetwalk import demo as demo_mod
     _require_root("packetwalk demo")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupts.install()
     try:
         result = demo_mod.run(_progress, Path(out_dir), keep=keep)
     except LabError as e:
         _fail(str(e), 1)
+    except (interrupts.Interrupted, KeyboardInterrupt) as e:
+        _interrupted(e)
     click.echo(demo_mod.as_json(result) if as_json else demo_mod.report(result))
     lab_kept = result.get("kept")
     if lab_kept:
@@ -313,11 +338,13 @@ def bench(scenarios, quick, as_json, plot_dir):
     if unknown:
         _fail(f"bench: unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     _require_root("packetwalk bench")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupts.install()         # SIGINT/SIGTERM: its labs stop (mininet_topos/interrupts.py), then exit
     try:
         result = report.run(list(scenarios) or list(SCENARIOS), quick, _progress)
     except LabError as e:
         _fail(str(e), 1)
+    except (interrupts.Interrupted, KeyboardInterrupt) as e:
+        _fail(str(e) or "interrupted by SIGINT", e.exit_code if isinstance(e, interrupts.Interrupted) else 130)
     if plot_dir:
         from packetwalk.bench import plots
         result["plots"] = [str(p) for p in plots.write(result, Path(plot_dir))]

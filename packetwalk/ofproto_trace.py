@@ -4,8 +4,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-_TABLE = re.compile(r"^\s*(\d+)\. (.*?)(?:, )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
-_NO_MATCH = re.compile(r"^\s*(\d+)\. No match\.")
+# A table line starts the line (" 0." for one digit); deeper ones are the branch OVS traces
+# for check_pkt_larger's other outcome, not the packet's path.
+_TABLE = re.compile(r"^ ?(\d+)\. (.*?)(?:, )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
+_NO_MATCH = re.compile(r"^ ?(\d+)\. No match\.")
 
 
 @dataclasses.dataclass
@@ -77,6 +79,26 @@ def parse(text: str) -> Trace:
             tunnels[-1].update(local_mac=m.group(1), local_ip=m.group(2), remote_mac=m.group(3))
         elif hits and re.match(r"^\s{4}\S", line) and not line.strip().startswith("->"):
             hits[-1].actions.append(line.strip())
+        elif hits and any(a.startswith("group:") for a in hits[-1].actions) \
+                and re.match(r"^\s{5,}(output:|CONTROLLER|resubmit)", line):
+            hits[-1].actions.append(line.strip())      # the group's chosen bucket: what it did
     final = next((l[len("Final flow: "):] for l in lines if l.startswith("Final flow: ")), flow)
     dp = next((l[len("Datapath actions: "):] for l in lines if l.startswith("Datapath actions: ")), "")
-    return Trace(bridge, flow, hits, tunnels, fields(final), dp, no_match)
+    return Trace(bridge, flow, hits, tunnels, _after_size_check(fields(final), hits), dp, no_match)
+
+
+_FLOW_FIELD = {"eth_dst": "dl_dst", "eth_src": "dl_src", "ip_dst": "nw_dst", "ip_src": "nw_src"}
+
+
+def _after_size_check(final: dict, hits: list[Hit]) -> dict:
+    """OVS's "Final flow" stops where check_pkt_larger forks the translation: the fields the
+    flows set after it (the next hop's MAC, say) are applied here."""
+    checked = next((i for i, h in enumerate(hits) if any(a.startswith("check_pkt_larger") for a in h.actions)), None)
+    if checked is None:
+        return final
+    out = dict(final)
+    for h in hits[checked + 1:]:
+        for a in h.actions:
+            if m := re.match(r"set_field:(\S+)->(\w+)$", a):
+                out[_FLOW_FIELD.get(m.group(2), m.group(2))] = m.group(1)
+    return out

@@ -103,6 +103,10 @@ VIEWS = {
     "tunnels": (lambda hv: f"/v1/hypervisors/{_quote(hv)}/tunnels", lambda data: table(
         ["Remote", "Remote-VTEP-IP", "OFPort", "BFD"],
         [[t["remote"], t["remote_vtep_ip"], t["ofport"], t["bfd"]] for t in data])),
+    "port-security": (lambda _: "/v1/port-security", lambda data: table(
+        ["Port", "Hypervisor", "Dropped", "Causes"],
+        [[p["port"], p["hypervisor"], p["total"], ", ".join(f"{c} {n}" for c, n in p["dropped"].items() if n)]
+         for p in data])),
 }
 
 

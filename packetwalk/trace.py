@@ -244,6 +244,15 @@ class OverlayWalk:
                    else f"its interface on {sw.name} ({sw.subnet})")
             self.add(hv, f"Router {r} on {hv} routes {f.get('nw_dst')} via {how}: TTL 64 -> {f.get('nw_ttl')}, "
                          f"source MAC := vMAC, moved onto logical switch {sw.name} (VNI {sw.vni}).", hit)
+        elif table == Table.PORT_SECURITY and hit.actions in ([], ["drop"]):
+            from controller.security import CAUSES
+            cause = CAUSES.get(hit.priority, "not from the port's MAC and addresses")
+            self.add(hv, f"Port security on {hv} drops it ({cause}): a VM speaks only for itself.", hit)
+            return f"dropped by port security on {hv} ({cause})", False
+        elif table == Table.L3_MTU and hit.to_controller:
+            self.add(hv, "It is larger than the logical MTU: the controller answers ICMP fragmentation "
+                         "needed (DF set) or fragments it.", hit)
+            return "sent to the controller (larger than the MTU)", False
         elif table == Table.L3_ARP_RESOLVE and hit.to_controller:
             self.add(hv, f"No binding for the next hop: the controller ARPs for it from the router's interface "
                          f"and sends host unreachable if nobody answers.", hit)

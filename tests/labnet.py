@@ -42,3 +42,11 @@ def network(topo: dict, learn=(), iface: str = "{vm}", ofports: dict[str, int] |
 def port_of(net: Network, lport: str):
     """(hypervisor, attachment) of a logical port."""
     return next((hv, a) for hv in net.hypervisors.values() for a in hv.attachments.values() if a.lport == lport)
+
+
+def port_security_open():
+    """A PORT_SECURITY table that lets everything through to ARP_SNOOP: for tests of the
+    other tables (port security has its own: tests/unit/test_security.py)."""
+    from controller.flows import Flow, Goto
+    from controller.tables import Table
+    return Flow.of(Table.PORT_SECURITY, 0, {}, [Goto(Table.ARP_SNOOP)], "test")

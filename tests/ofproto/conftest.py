@@ -156,10 +156,24 @@ class Bridge:
         return ports
 
     def install(self, flows: list[Flow]) -> None:
-        """Replace br-int's flows with `flows` (ovs-ofctl add-flows from a file)."""
+        """Replace br-int's flows with `flows` (ovs-ofctl add-flows from a file), with the
+        meters and failover groups they use made first, as the controller makes them."""
+        from controller.flows import Group, Meter
+        from controller.mobility import PORT_GROUP_BASE
+        from controller.tables import Table
         path = self.hv.rundir / "flows.txt"
         path.write_text("".join(f.ofctl() + "\n" for f in flows))
         self.hv.sh("ovs-ofctl -O OpenFlow13 del-flows br-int")
+        self.hv.sh("ovs-ofctl -O OpenFlow13 del-groups br-int")
+        self.hv.sh("ovs-ofctl -O OpenFlow13 del-meters br-int")
+        used = {a for f in flows for a in f.actions if isinstance(a, (Meter, Group))}
+        for a in sorted(used, key=lambda a: (type(a).__name__, a.id)):
+            if isinstance(a, Meter):
+                self.hv.sh(f"ovs-ofctl -O OpenFlow13 add-meter br-int meter={a.id},pktps,band=type=drop,rate=1000")
+            else:
+                port = a.id - PORT_GROUP_BASE
+                self.hv.sh(f"ovs-ofctl -O OpenFlow13 add-group br-int 'group_id={a.id},type=ff,bucket=watch_port:"
+                           f"{port},output:{port},bucket=watch_port:CONTROLLER,resubmit(,{int(Table.IN_TRANSIT)})'")
         self.hv.sh(f"ovs-ofctl -O OpenFlow13 add-flows br-int {path}")
 
     def dump_flows(self) -> str:

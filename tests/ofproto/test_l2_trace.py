@@ -21,7 +21,7 @@ from controller.flows import Flow
 from controller.l2 import l2_flows
 from controller.model import Network
 from controller.tables import REG_FROM_TUNNEL, Table
-from tests.labnet import network
+from tests.labnet import network, port_security_open
 
 pytestmark = [
     pytest.mark.root,
@@ -77,7 +77,7 @@ def net() -> Network:
 @pytest.fixture
 def br(ovs, net):
     """br-int holding exactly l2_flows(net, hvt)."""
-    ovs.install(l2_flows(net, net.hypervisors["hvt"]))
+    ovs.install(l2_flows(net, net.hypervisors["hvt"]) + [port_security_open()])
     return ovs
 
 

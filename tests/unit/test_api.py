@@ -472,3 +472,4 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(api):
 def test_a_unicode_digit_is_an_unknown_switch_name_not_a_server_error(api, key):
     r = api.get(f"/v1/logical-switches/{key}")
     assert r.status_code == 404 and key in r.json()["detail"]
+

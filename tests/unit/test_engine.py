@@ -12,10 +12,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from controller import openflow
 from controller.engine import Engine
 from controller.intent import parse_intent
-from controller.l2 import l2_flows
-from controller.l3 import l3_flows
+from controller import security
 from controller.model import BindingConflict, Hypervisor, Network
-from controller.pipeline import hypervisor_flows
+from controller.pipeline import hypervisor_flows, layered_flows
 from controller.reconcile import Reconciler
 from fakeoftable import DP, FakeOFTable
 
@@ -220,12 +219,13 @@ def network(which: int, placement) -> Network:
 
 
 def test_the_full_recompute_by_scope_is_what_l2_and_l3_say():
-    """Two compositions of the same flow functions agree: by scope, and by layer."""
+    """Two compositions of the same flow functions agree: by scope, and by layer (l2, l3,
+    port security, mobility)."""
     net = network(2, {"hv1": ["v1"], "hv2": ["v2", "v3"], "hv3": ["v4", "v5"], "hv4": ["v6"]})
     [v3] = [a for a in net.hypervisors["hv2"].attachments.values() if a.lport == "v3"]
     net.learn_binding(v3, "10.1.1.13")
     for hv in net.hypervisors.values():
-        by_layer = {f.cookie: f for f in l2_flows(net, hv) + l3_flows(net, hv)}
+        by_layer = {f.cookie: f for f in layered_flows(net, hv)}
         assert full(net, hv.name) == by_layer
 
 
@@ -240,7 +240,9 @@ def test_one_attach_recomputes_only_what_it_touches():
     net.set_interfaces(hv1, {**hv1.interfaces, "v5@hv1": (9, "v5")})
     one = engine.update()
     assert one.full == set() and one.local == {"hv1"} and one.tunnels == set()
-    # hv1: ingress + local unicast + ARP miss + 2 flood flows; elsewhere: unicast to the tunnel
-    assert one.recomputed == 5 + 3
+    # hv1: ingress + its port security + local unicast + ARP miss + 2 flood flows;
+    # elsewhere: unicast to the tunnel
+    guard = len(security.attachment_flows(net, hv1.attachments["v5@hv1"]))
+    assert one.recomputed == 5 + guard + 3
     assert {h: (len(d.add), len(d.delete)) for h, d in one.flows.items()} == {
-        "hv1": (4, 2), "hv2": (1, 0), "hv3": (1, 0), "hv4": (1, 0)}
+        "hv1": (4 + guard, 2), "hv2": (1, 0), "hv3": (1, 0), "hv4": (1, 0)}

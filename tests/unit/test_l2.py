@@ -7,7 +7,7 @@ from controller.flows import BROADCAST, ETH_ARP, ETH_IP, MULTICAST, Flow, Goto, 
 from controller.l2 import l2_flows
 from controller.model import Attachment, Hypervisor, Network
 from controller.tables import Table
-from tests.labnet import network, port_of
+from tests.labnet import network, port_of, port_security_open
 
 BLUE, RED = 5001, 5002
 STATIC_IP, STATIC_MAC = "10.1.1.50", "00:50:56:00:99:01"
@@ -42,8 +42,11 @@ def vm(net, name) -> tuple[Hypervisor, Attachment]:
     return port_of(net, name)
 
 
+PORT_SECURITY_OPEN = port_security_open()
+
+
 def flows(net, hv_name) -> list[Flow]:
-    return l2_flows(net, net.hypervisors[hv_name])
+    return l2_flows(net, net.hypervisors[hv_name]) + [PORT_SECURITY_OPEN]
 
 
 def find(fs, table, **match) -> Flow:
@@ -101,10 +104,10 @@ def test_fake_table_matches_masks_and_takes_the_highest_priority():
 
 # --- flow by flow ----------------------------------------------------------------------------
 
-def test_vm_port_ingress_sets_the_vni_and_goes_to_arp_snoop(net):
+def test_vm_port_ingress_sets_the_vni_and_goes_to_port_security(net):
     fs = flows(net, "hv1")
-    assert find(fs, Table.CLASSIFY, in_port=1).actions == (SetField("tunnel_id", BLUE), Goto(Table.ARP_SNOOP))
-    assert find(fs, Table.CLASSIFY, in_port=2).actions == (SetField("tunnel_id", RED), Goto(Table.ARP_SNOOP))
+    assert find(fs, Table.CLASSIFY, in_port=1).actions == (SetField("tunnel_id", BLUE), Goto(Table.PORT_SECURITY))
+    assert find(fs, Table.CLASSIFY, in_port=2).actions == (SetField("tunnel_id", RED), Goto(Table.PORT_SECURITY))
 
 
 def test_tunnel_ingress_marks_the_packet_and_skips_to_l2_lookup(net):
@@ -178,7 +181,7 @@ def test_a_moving_vm_is_reached_at_its_newest_attachment_everywhere(net, dest):
     assert net.attachment_of(BLUE, b2.mac)[0] is new
     for hv in (h for h in net.hypervisors.values() if BLUE in h.vnis()):
         in_port = hv.tunnels["hv2"] if hv is new else min(a.ofport for a in hv.attachments.values())
-        out, _ = walk(l2_flows(net, hv), in_port=in_port, tunnel_id=BLUE, eth_type=ETH_IP, eth_dst=b2.mac)
+        out, _ = walk(l2_flows(net, hv) + [PORT_SECURITY_OPEN], in_port=in_port, tunnel_id=BLUE, eth_type=ETH_IP, eth_dst=b2.mac)
         assert out == ([9] if hv is new else [TUNNEL[dest]]), hv.name
 
 

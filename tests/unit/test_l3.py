@@ -4,11 +4,11 @@ import ipaddress
 
 import pytest
 
-from controller.flows import ETH_IP, DecTtl, Goto, Move, Output, SetField
-from controller.l3 import LPM_BASE, l3_flows
+from controller.flows import ETH_IP, CheckPktLarger, DecTtl, Goto, Move, Output, SetField
+from controller.l3 import LPM_BASE, MAX_FRAME, l3_flows
 from controller.model import BindingConflict, Network
 from controller.pipeline import hypervisor_flows
-from controller.tables import REG_NEXT_HOP, Table
+from controller.tables import REG_NEXT_HOP, REG_TOO_BIG, Table
 from tests.labnet import network, port_of
 
 VMAC = "02:50:56:56:44:52"
@@ -78,7 +78,8 @@ def test_routes_are_longest_prefix_first_and_move_the_packet_to_the_destination_
     app = r[("10.1.2.0", "255.255.255.0")]
     assert app.priority == LPM_BASE + 24 and r["default"].priority == LPM_BASE
     assert app.actions == (DecTtl(), SetField("eth_src", VMAC), Move("ipv4_dst", REG_NEXT_HOP),
-                           SetField("tunnel_id", 6002), Goto(Table.L3_ARP_RESOLVE))
+                           SetField("tunnel_id", 6002), CheckPktLarger(MAX_FRAME, REG_TOO_BIG),
+                           Goto(Table.L3_MTU))
     default = r["default"].actions
     assert SetField(REG_NEXT_HOP, int(ipaddress.IPv4Address("10.1.3.254"))) in default
     assert SetField("tunnel_id", 6003) in default             # the next hop's switch
@@ -123,3 +124,10 @@ def test_no_two_flows_share_a_key(net):
     for hv in net.hypervisors.values():
         fs = hypervisor_flows(net, hv)
         assert len({f.key for f in fs}) == len(fs)
+
+
+def test_a_routed_frame_longer_than_the_logical_mtu_goes_to_the_controller(net):
+    fs = [f for f in l3_flows(net, net.hypervisors["hv1"]) if f.table == Table.L3_MTU]
+    big = next(f for f in fs if dict(f.match).get(REG_TOO_BIG) == (1, 1))
+    assert big.actions == (Output("controller"),) and MAX_FRAME == 1450 + 14
+    assert any(not f.match and f.actions == (Goto(Table.L3_ARP_RESOLVE),) for f in fs)

@@ -35,3 +35,12 @@ def test_drop_and_no_match():
     t = parse("Flow: ip\n\nbridge(\"br-int\")\n----------------\n 0. No match.\n    drop\n\n"
               "Final flow: unchanged\nDatapath actions: drop\n")
     assert t.dropped and t.no_match_table == 0 and t.hits == []
+
+
+def test_local_delivery_through_a_failover_group_names_the_port():
+    t = parse((TRACES / "routed_local_group.txt").read_text())
+    assert [h.table for h in t.hits] == [0, 5, 10, 20, 30, 40, 45, 50, 60]
+    last = t.hits[-1]
+    assert last.actions[0].startswith("group:") and last.outputs == ["2"]
+    assert not t.dropped and t.tunnels == []
+    assert t.final_flow["dl_dst"] == "00:50:56:00:00:04"       # set after check_pkt_larger forked the trace

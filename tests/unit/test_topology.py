@@ -456,3 +456,21 @@ def test_a_static_route_may_not_shadow_a_connected_subnet_or_another_route(route
                                  "routes": routes}]}
     with pytest.raises(TopologyError, match=re.escape(problem)):
         parse_topology(data, "r.yaml")
+
+
+def test_duplicate_key_names_key_and_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: dup\nhypervisors:\n  - name: hv1\nlogical_switches:\n"
+                    "  - {name: web, vni: 5001, subnet: 10.1.1.0/24}\n"
+                    "vms: []\nhypervisors: [{name: hv2}]\n")
+    with pytest.raises(TopologyError) as e:
+        load_topology(path)
+    assert str(e.value).startswith(f"{path}: line 7, column 1: duplicate key 'hypervisors' (first given on line 2)")
+
+
+def test_a_merge_key_may_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("name: m\nhypervisors: [{name: hv1}]\nsw: &sw {name: web, vni: 5001, subnet: 10.1.1.0/24}\n"
+                    "logical_switches:\n  - {<<: *sw, vni: 5002}\n")
+    with pytest.raises(TopologyError, match="unknown key 'sw'"):   # the anchor's key is not a topology key
+        load_topology(path)
