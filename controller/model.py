@@ -307,8 +307,7 @@ class Network:
         for r in rows:
             vni = self._vni_of.get(r["switch"])
             if vni is not None:
-                self.learned[(vni, r["ip"])] = Binding(vni, r["ip"], r["mac"], "learned", r["port"],
-                                                       r["learned_at"] / 1000)
+                self.learned[(vni, r["ip"])] = _learned(vni, r)
         self._rebuild_bindings()
 
     def merge_learned(self, rows: list[dict], theirs: set[str]) -> bool:
@@ -319,7 +318,7 @@ class Network:
         for r in rows:
             vni = self._vni_of.get(r["switch"])
             if vni is not None and r["port"] in theirs:
-                mine[(vni, r["ip"])] = Binding(vni, r["ip"], r["mac"], "learned", r["port"], r["learned_at"] / 1000)
+                mine[(vni, r["ip"])] = _learned(vni, r)
         if mine == self.learned:
             return False
         self.learned = mine
@@ -331,6 +330,11 @@ class Network:
             return False
         self._rebuild_bindings()
         return True
+
+
+def _learned(vni: int, row: dict) -> Binding:
+    """A learned binding as the database's Learned_Binding row has it."""
+    return Binding(vni, row["ip"], row["mac"], "learned", row["port"], row["learned_at"] / 1000)
 
 
 def _is_host(ip: str, switch: LogicalSwitch) -> bool:

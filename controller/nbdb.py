@@ -97,15 +97,16 @@ class EmbeddedServer:
 
     def start(self, timeout: float = 10.0) -> None:
         self.socket.unlink(missing_ok=True)
-        log = open(self.dir / "ovsdb-server.log", "ab")
-        self.proc = subprocess.Popen(
-            ["ovsdb-server", str(self.file), f"--remote=punix:{self.socket}",
-             f"--unixctl={self.dir / 'ovsdb-server.ctl'}", f"--pidfile={self.dir / 'ovsdb-server.pid'}",
-             "--no-chdir"], stdout=log, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        console = self.dir / "ovsdb-server.console"     # a file, never a pipe: nobody reads it while it runs
+        with open(console, "wb") as out:
+            self.proc = subprocess.Popen(
+                ["ovsdb-server", str(self.file), f"--remote=punix:{self.socket}",
+                 f"--unixctl={self.dir / 'ovsdb-server.ctl'}", f"--pidfile={self.dir / 'ovsdb-server.pid'}",
+                 "--no-chdir"], stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while not self.socket.exists():
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace").strip()
+                err = console.read_text(errors="replace").strip()
                 raise DatabaseError(f"{self.file}: ovsdb-server refused it: {err or 'exit ' + str(self.proc.returncode)}"
                                     "; left as it is")
             if time.monotonic() > deadline:
