@@ -682,10 +682,21 @@ class Lab:
                 self._stop_controller()
                 if self.net is not None:
                     net, self.net = self.net, None
+                    _settle(net)
                     net.stop()             # HypervisorNode.terminate stops each node's OVS by pid
             finally:
                 cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
         interrupts.checkpoint()
+
+
+def _settle(net) -> None:
+    """A signal that lands mid `node.cmd()` leaves that node's shell busy (Mininet then refuses
+    every later command, the teardown's included): interrupt what it runs and read up to its
+    prompt, as Mininet's own CLI does after Ctrl-C."""
+    for node in net.hosts + net.switches:
+        if getattr(node, "shell", None) and node.waiting:
+            node.sendInt()
+            node.waitOutput()
 
 
 def _connects(ip: str, port: int) -> bool:

@@ -15,9 +15,12 @@ pytestmark = pytest.mark.root
 PACKETWALK = [sys.executable, "-m", "packetwalk.cli"]
 
 
-def our_processes() -> list[str]:
-    """Processes in this mount namespace (the isolated lab's) other than this one and its
-    ancestors: what a lab would leave running."""
+PF_KTHREAD = 0x00200000     # a kernel thread: in every mount namespace that is the host's
+
+
+def our_processes() -> set[str]:
+    """User processes in this mount namespace (the isolated lab's, or the host's when the suite
+    runs unisolated as in CI) other than this one and its ancestors."""
     mine = os.readlink("/proc/self/ns/mnt")
     keep, pid = {1}, os.getpid()        # (pid 1: this run's own init when run in a pid namespace)
     while pid > 1:
@@ -25,7 +28,7 @@ def our_processes() -> list[str]:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
         pid = int(stat[stat.rindex(")") + 2:].split()[1])
-    found = []
+    found = set()
     for p in filter(str.isdigit, os.listdir("/proc")):
         try:
             if int(p) in keep or os.readlink(f"/proc/{p}/ns/mnt") != mine:
@@ -34,13 +37,15 @@ def our_processes() -> list[str]:
                 stat = f.read()
         except OSError:
             continue
-        if stat[stat.rindex(")") + 2] != "Z":
-            found.append(f"{stat[stat.index('(') + 1:stat.rindex(')')]}[{p}]")
+        fields = stat[stat.rindex(")") + 2:].split()        # state ppid pgrp session tty tpgid flags
+        if fields[0] != "Z" and not int(fields[6]) & PF_KTHREAD:
+            found.add(f"{stat[stat.index('(') + 1:stat.rindex(')')]}[{p}]")
     return found
 
 
 def interrupt_at(marker: str, signals: list[int], check: str = "underlay") -> dict:
     """Start a lab, send `signals` (0.3 s apart) once stderr shows `marker`; what it left."""
+    before = our_processes()            # the host's own (unisolated runs): not the lab's
     proc = subprocess.Popen(PACKETWALK + ["lab", "--test", check], stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:
@@ -54,7 +59,7 @@ def interrupt_at(marker: str, signals: list[int], check: str = "underlay") -> di
     err = "".join(lines) + proc.stderr.read()
     rc = proc.wait(60)
     return {"rc": rc, "stderr": err, "namespaces": cleanup.our_netns(), "links": cleanup.our_links(),
-            "processes": our_processes()}
+            "processes": sorted(our_processes() - before)}
 
 
 @pytest.mark.parametrize("marker,signals,rc", [
