@@ -1,13 +1,18 @@
-"""The lab's own PKI: two certificate authorities and the certificates the lab uses.
+"""The lab's own PKI: three certificate authorities and the certificates the lab uses.
 
     controller CA   signs exactly one certificate: the controller's. Every hypervisor
                     trusts only this CA, so its OVSDB server accepts only the controller
                     as a client, and its OpenFlow connection talks only to the controller.
     hypervisor CA   signs each hypervisor's certificate. The controller trusts this CA for
                     the hypervisors' OpenFlow connections and their OVSDB servers.
+    database CA     signs each member's certificate of the controller's database (a Raft
+                    cluster, --nb-cluster). A member trusts this CA (its Raft peers) and the
+                    controller CA (the controllers, and the lab's own queries, which present
+                    the controller's certificate); the controller trusts it for --nb ssl:.
 
 So one hypervisor cannot log in to another's OVSDB (its certificate is from the wrong CA),
-and nothing without a certificate gets a TLS session at all. Keys are ECDSA P-256; files
+no hypervisor can open the controller's database, and nothing without a certificate gets a
+TLS session at all. Keys are ECDSA P-256; files
 are PEM, the format OVS (--private-key, --certificate, --ca-cert, set-ssl), os-ken
 (--ctl-privkey, --ctl-cert, --ca-certs) and python-ovs (Stream.ssl_set_*) read.
 
@@ -80,7 +85,7 @@ class _Authority:
 class LabPKI:
     """Make the lab's CAs and certificates under `directory` (the CA keys stay in memory)."""
 
-    def __init__(self, directory: Path, hypervisors: list[str]):
+    def __init__(self, directory: Path, hypervisors: list[str], database_members: list[str] = ()):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
@@ -91,6 +96,22 @@ class LabPKI:
         for name in hypervisors:
             key, cert = hypervisor_ca.issue(name)
             self.hypervisors[name] = Credentials(key, cert, controller_ca.cert_path)
+        self.database: dict[str, Credentials] = {}
+        self.database_ca: Path | None = None
+        if database_members:
+            database_ca = _Authority(self.dir, "database")
+            self.database_ca = database_ca.cert_path
+            trusted = self.dir / "database-trusts.pem"      # one file, both CAs (OVS reads every one in it)
+            trusted.write_bytes(database_ca.cert_path.read_bytes() + controller_ca.cert_path.read_bytes())
+            for name in database_members:
+                key, cert = database_ca.issue(name)
+                self.database[name] = Credentials(key, cert, trusted)
+
+    @property
+    def database_client(self) -> Credentials:
+        """What a client of the controller's database presents and trusts: the controller's
+        certificate, and the database CA."""
+        return Credentials(self.controller.key, self.controller.cert, self.database_ca)
 
 
 def stranger(directory: Path) -> Credentials:

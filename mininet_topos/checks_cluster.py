@@ -59,12 +59,12 @@ def controller_failover(lab) -> dict:
     pingers = _cross_pingers(lab, "failover")
     for p in pingers:
         p.wait_replies(20)
-    leader = lab.nb_leader() if lab.nb_cluster else None
+    leader = lab.nb.leader() if lab.nb else None
     t0, killed_at = time.monotonic(), time.time()
     lab.kill_controller(victim)
     if leader:
         from dataplane.hypervisor import stop_pid
-        stop_pid(lab.nb_pid(leader), "ovsdb-server", timeout=0.5)
+        stop_pid(lab.nb.pid(leader), "ovsdb-server", timeout=0.5)
     lab.api = lab.controller_api(next(c for c in lab.controllers if c != victim and lab.controller_alive(c)))
     # a VM attached during the failover, on a hypervisor the dead controller owned
     sw = lab.topo.switch(lab.topo.vms[0].switch)
@@ -92,11 +92,11 @@ def controller_failover(lab) -> dict:
         pinged = _stop(pingers)
     lab.start_controller(victim)
     if leader:
-        lab.start_nb_member(leader)
+        lab.nb.start_member(leader, lab.manifest)
     _api(lab, "DELETE", "/v1/logical-ports/newvm")
     return {"ok": takeover < TAKEOVER_TARGET and pinged["pings_lost"] == 0 and pinged["pings_sent"] > 0,
             "killed_controller": victim, "its_hypervisors": theirs, "new_owners": {hv: taken[hv] for hv in theirs},
-            "killed_database_leader": lab.nb_member(leader) if leader else None,
+            "killed_database_leader": lab.nb.member(leader) if leader else None,
             "takeover_s": round(takeover, 2), "target_s": TAKEOVER_TARGET, "seen_through_the_api_s": round(seen, 2),
             "vm_attached_during_failover_answered_after_s": round(converged, 2), **pinged}
 
@@ -104,14 +104,9 @@ def controller_failover(lab) -> dict:
 def _claimed_at(lab, hv: str, dead_member: int | None) -> float:
     """When the hypervisor's current owner claimed it, as the database holds it (read from a
     live member directly, not through a controller)."""
-    import json
-    import subprocess
     member = next(i for i in range(1, lab.nb_cluster + 1) if i != dead_member)
-    query = json.dumps(["Packetwalk", {"op": "select", "table": "Hypervisor", "where": [["name", "==", hv]],
-                                       "columns": ["claimed_at"]}])
-    out = subprocess.run(["ovsdb-client", "query", f"tcp:{lab.nb_ip(member)}:6641", query],
-                         capture_output=True, text=True, timeout=10).stdout
-    return json.loads(out)[0]["rows"][0]["claimed_at"] / 1000
+    rows = lab.nb.select(member, "Hypervisor", ["claimed_at"], [["name", "==", hv]])
+    return rows[0]["claimed_at"] / 1000
 
 
 def _try(fn):

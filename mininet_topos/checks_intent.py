@@ -132,13 +132,13 @@ def nb_cluster(lab) -> dict:
     thread.start()
     try:
         wait_for(lambda: len(acked) >= 20, 30, "20 acknowledged writes before the leader stops")
-        leader = lab.nb_leader()
+        leader = lab.nb.leader()
         from dataplane.hypervisor import stop_pid
         killed_at = time.monotonic()
-        stop_pid(lab.nb_pid(leader), "ovsdb-server")
+        stop_pid(lab.nb.pid(leader), "ovsdb-server")
         wait_for(lambda: sum(t > killed_at for _, t in acked) >= 20, 60, "20 acknowledged writes after the leader stopped")
         resumed = next(t for _, t in acked if t > killed_at) - killed_at
-        new_leader = wait_for(lab.nb_leader, 20, "a new leader")
+        new_leader = wait_for(lab.nb.leader, 20, "a new leader")
     finally:
         stop.set()
         thread.join(30)
@@ -146,12 +146,12 @@ def nb_cluster(lab) -> dict:
     names = {s["name"] for s in _api(lab, "GET", "/v1/logical-switches")}
     stored = _names_in_member(lab, new_leader)
     missing = sorted(n for n, _ in acked if n not in names or n not in stored)
-    lab.start_nb_member(leader)                      # the stopped member rejoins
+    lab.nb.start_member(leader, lab.manifest)       # the stopped member rejoins
     intent = _api(lab, "GET", "/v1/intent")
     intent["logical_switches"] = [s for s in intent["logical_switches"] if not s["name"].startswith("nbw")]
     _api(lab, "PUT", "/v1/intent", intent)
     return {"ok": not missing and pinged["pings_lost"] == 0 and pinged["pings_sent"] > 0,
-            "stopped_leader": lab.nb_member(leader), "new_leader": lab.nb_member(new_leader),
+            "stopped_leader": lab.nb.member(leader), "new_leader": lab.nb.member(new_leader),
             "writes_acknowledged": len(acked), "writes_refused_or_timed_out": len(refused),
             "acknowledged_writes_missing": missing, "writes_resumed_after_s": round(resumed, 2),
             "refusals": refused[:3], "ping": f"{a.name}->{b.name}" if a else None, **pinged}
@@ -159,12 +159,7 @@ def nb_cluster(lab) -> dict:
 
 def _names_in_member(lab, i: int) -> set[str]:
     """Logical switch names as one member of the cluster holds them (not through the controller)."""
-    import json
-    import subprocess
-    query = json.dumps(["Packetwalk", {"op": "select", "table": "Logical_Switch", "where": [], "columns": ["name"]}])
-    out = subprocess.run(["ovsdb-client", "query", f"tcp:{lab.nb_ip(i)}:6641", query],
-                         capture_output=True, text=True, timeout=10).stdout
-    return {row["name"] for row in json.loads(out)[0]["rows"]} if out else set()
+    return {row["name"] for row in lab.nb.select(i, "Logical_Switch", ["name"])}
 
 
 def garp(node, ip: str, mac: str) -> None:

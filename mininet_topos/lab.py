@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -27,6 +26,7 @@ from mininet.net import Mininet
 from dataplane import physical
 from dataplane.ofprobe import BrIntProbe, ProbeError
 from dataplane.pki import LabPKI
+from mininet_topos.nbcluster import NbCluster, NbClusterError
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
 from mininet_topos import bringup, capacity, cleanup, interrupts, readiness
 from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
@@ -63,9 +63,6 @@ def wait_for(condition, timeout: float, what, interval: float = 0.05):
         time.sleep(interval)
 
 
-NB_PORT, NB_RAFT_PORT = 6641, 6643     # the controller database's clients and its Raft peers
-
-
 def _settle(node, timeout: float = 2.0) -> None:
     """A node whose command was cut short (a signal during a check) still waits for its
     output: interrupt the command and read up to the prompt, so teardown can use the shell."""
@@ -82,6 +79,7 @@ class Lab:
                  ssl=False, controllers: int = 0):
         self.topo = topology
         self.nb_cluster = nb_cluster      # 0: the controller's embedded database; N: an N-member Raft cluster
+        self.nb = NbCluster(nb_cluster, topology.management, Path(rundir)) if nb_cluster else None
         self.ssl = ssl           # OpenFlow and the hypervisors' OVSDB over SSL, with the lab's own PKI
         self.pki: LabPKI | None = None
         # 0: one controller in the root namespace; N: N controllers, each in its own namespace
@@ -163,7 +161,10 @@ class Lab:
             try:
                 if self.ssl and self.topo.kind != "physical":
                     self.progress("making the lab's CAs and certificates")
-                    self.pki = LabPKI(self.rundir / "pki", [hv.name for hv in self.topo.hypervisors])
+                    self.pki = LabPKI(self.rundir / "pki", [hv.name for hv in self.topo.hypervisors],
+                                      self.nb.members if self.nb else [])
+                    if self.nb:
+                        self.nb.pki = self.pki
                 if self.topo.kind == "physical":
                     self._build_physical()
                 else:
@@ -208,13 +209,16 @@ class Lab:
             node = net.addHost(name, ip=None)
             net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{name}",
                         params1={"ip": f"{self.controller_ip(name)}/{t.management.prefixlen}"})
-        for i in range(1, self.nb_cluster + 1):
-            node = net.addHost(self.nb_member(i), ip=None)
-            net.addLink(node, mgmt, intfName1="eth0", intfName2=f"{MGMT_BRIDGE}-{node.name}",
-                        params1={"ip": f"{self.nb_ip(i)}/{t.management.prefixlen}"})
+        if self.nb:
+            self.nb.add_hosts(net, mgmt)
         self._start_net(configure_vms_at_once=True)
-        if self.nb_cluster:
-            self._start_nb_cluster()
+        if self.nb:
+            self.progress(f"starting the controller's database: a {self.nb.size}-member Raft cluster"
+                          + (" over SSL" if self.pki else ""))
+            try:
+                self.nb.start(self.manifest, wait_for)
+            except NbClusterError as e:
+                raise LabError(str(e)) from None
             self._launch_controller()
 
     def _management_network(self) -> None:
@@ -223,63 +227,6 @@ class Lab:
         bringup.ip_batch([f"link add {MGMT_BRIDGE} type bridge {NO_NETFILTER}",
                           f"addr add {t.controller_ip}/{t.management.prefixlen} dev {MGMT_BRIDGE}",
                           f"link set {MGMT_BRIDGE} up"], f"the management network {MGMT_BRIDGE}")
-
-    # --- the controller's database as a Raft cluster (--nb-cluster N) ----------------------
-    def nb_member(self, i: int) -> str:
-        return f"nbdb{i}"
-
-    def nb_ip(self, i: int) -> str:
-        return str(self.topo.management.broadcast_address - 10 - i)
-
-    @property
-    def nb_remote(self) -> str:
-        return ",".join(f"tcp:{self.nb_ip(i)}:{NB_PORT}" for i in range(1, self.nb_cluster + 1))
-
-    def nb_ctl(self, i: int) -> str:
-        return str(self.rundir / self.nb_member(i) / "ovsdb-server.ctl")
-
-    def _start_nb_cluster(self) -> None:
-        """ovsdb-tool create-cluster on the first member, join-cluster on the others; one
-        ovsdb-server each, in its own namespace on the management network."""
-        from controller.nbdb import DB_NAME, SCHEMA
-        self.progress(f"starting the controller's database: a {self.nb_cluster}-member Raft cluster")
-        first = f"tcp:{self.nb_ip(1)}:{NB_RAFT_PORT}"
-        for i in range(1, self.nb_cluster + 1):
-            d = self.rundir / self.nb_member(i)
-            d.mkdir(parents=True, exist_ok=True)
-            me = f"tcp:{self.nb_ip(i)}:{NB_RAFT_PORT}"
-            tool = ["ovsdb-tool", "create-cluster", f"{d}/nb.db", str(SCHEMA), me] if i == 1 else \
-                ["ovsdb-tool", "join-cluster", f"{d}/nb.db", DB_NAME, me, first]
-            subprocess.run(tool, check=True, capture_output=True)
-            self.start_nb_member(i)
-        # a dead leader is replaced after 0.5 s of silence (OVSDB's default is 1 s): the
-        # controller-failover check's 3 s include the database's own election
-        leader = wait_for(self.nb_leader, 10, "the database cluster to elect a leader")
-        subprocess.run(["ovs-appctl", "-t", self.nb_ctl(leader), "cluster/change-election-timer", "Packetwalk", "500"],
-                       capture_output=True)
-
-    def start_nb_member(self, i: int) -> None:
-        d, node = self.rundir / self.nb_member(i), self.net[self.nb_member(i)]
-        out = node.cmd(f"ovsdb-server {d}/nb.db --remote=ptcp:{NB_PORT}:{self.nb_ip(i)} --pidfile={d}/ovsdb-server.pid "
-                       f"--unixctl={self.nb_ctl(i)} --log-file={d}/ovsdb-server.log --detach --no-chdir; echo rc=$?")
-        if "rc=0" not in out:
-            raise LabError(f"database member {self.nb_member(i)} did not start: {out.strip()}")
-        self.manifest.add_pid(int((d / "ovsdb-server.pid").read_text()), "ovsdb-server")
-
-    def nb_pid(self, i: int) -> int | None:
-        try:
-            return int((self.rundir / self.nb_member(i) / "ovsdb-server.pid").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def nb_leader(self) -> int | None:
-        """The member that is the Raft leader now, as the members themselves say."""
-        for i in range(1, self.nb_cluster + 1):
-            out = subprocess.run(["ovs-appctl", "-t", self.nb_ctl(i), "cluster/status", "Packetwalk"],
-                                 capture_output=True, text=True).stdout
-            if re.search(r"^Role: leader", out, re.M):
-                return i
-        return None
 
     def _build_physical(self) -> None:
         """The seed's first scenario, no overlay: hosts with a plain vSwitch (VM ports are
@@ -374,17 +321,22 @@ class Lab:
         d.mkdir(parents=True, exist_ok=True)
         self.progress(f"starting the controller (ryu-manager packetwalk) on {t.controller_ip}:{OPENFLOW_PORT}")
         log = open(d / "controller.log", "a")
-        db = ["--nb", self.nb_remote] if self.nb_cluster else ["--db-dir", str(self.db_dir)]
+        db = self.nb.controller_args() if self.nb else ["--db-dir", str(self.db_dir)]
         cmd = [sys.executable, "-m", "packetwalk.ryu_manager", "packetwalk", *db,     # `ryu-manager packetwalk ...`
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
-               "--state-file", str(self.state_file), "--api-port", str(API_PORT)]
-        if self.pki:        # os-ken then serves OpenFlow over SSL only; the same files open OVSDB
-            own = self.pki.controller
-            cmd += ["--ofp-ssl-listen-port", str(OPENFLOW_PORT), "--ctl-privkey", str(own.key),
-                    "--ctl-cert", str(own.cert), "--ca-certs", str(own.ca)]
+               "--state-file", str(self.state_file), "--api-port", str(API_PORT), *self._tls_args()]
         env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}   # no DNS here: 0.1 s less to start
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
+
+    def _tls_args(self) -> list[str]:
+        """With the lab's PKI: os-ken serves OpenFlow over SSL only, and the same key and
+        certificate open the hypervisors' OVSDB and the database (controller/tls.py)."""
+        if not self.pki:
+            return []
+        own = self.pki.controller
+        return ["--ofp-ssl-listen-port", str(OPENFLOW_PORT), "--ctl-privkey", str(own.key),
+                "--ctl-cert", str(own.cert), "--ca-certs", str(own.ca)]
 
     def _load_intent_into(self, outcome: list) -> None:
         try:
@@ -415,7 +367,8 @@ class Lab:
         d.mkdir(parents=True, exist_ok=True)
         log = open(d / "controller.log", "a")
         cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db, "--controller-name", name,
-               "--ofp-listen-host", ip, "--ofp-tcp-listen-port", str(OPENFLOW_PORT), "--state-file", str(state), *extra]
+               "--ofp-listen-host", ip, "--ofp-tcp-listen-port", str(OPENFLOW_PORT), "--state-file", str(state),
+               *self._tls_args(), *extra]
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]      # ip execs the controller: one pid
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -437,7 +390,7 @@ class Lab:
             raise LabError(f"no controller {name!r} in this lab (it has {', '.join(self.controllers)})")
         ip = self.controller_ip(name)
         self.progress(f"starting controller {name} on {ip}:{OPENFLOW_PORT} (namespace {cleanup.PREFIX}{name})")
-        self.procs[name] = self._spawn(name, ip, cleanup.PREFIX + name, ["--nb", self.nb_remote],
+        self.procs[name] = self._spawn(name, ip, cleanup.PREFIX + name, self.nb.controller_args(),
                                        self.rundir / name / "state.json",
                                        ["--api-listen-host", ip, "--api-port", str(API_PORT),
                                         "--api-token-file", str(self._api_token())])
@@ -472,7 +425,8 @@ class Lab:
         node.cmd("ip link set eth0 up; ip link set lo up")
         self.controllers.append(name)
         self.start_controller(name)
-        target = " ".join(f"tcp:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers)
+        scheme = "ssl" if self.pki else "tcp"
+        target = " ".join(f"{scheme}:{self.controller_ip(c)}:{OPENFLOW_PORT}" for c in self.controllers)
         for hv in self.topo.hypervisors:
             self.hv(hv.name).ovs.vsctl(f"set-controller br-int {target}")
 

@@ -3,9 +3,6 @@ loses no acknowledged write when its leader stops, squatting changes nothing, an
 written straight into the database (ovsdb-client, not the API) reaches the data plane."""
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
 from mininet_topos.checks import CHECKS, ping
@@ -37,15 +34,13 @@ def test_a_write_around_the_api_reaches_the_data_plane(cluster_lab):
     sw = lab.topo.switch(vm.switch)
     ip, mac = str(list(sw.subnet.hosts())[-3]), "00:50:56:0e:00:01"
     row = {"switch": sw.name, "ip": ip, "mac": mac}
-    leader = wait_for(lab.nb_leader, 10, "a leader")
-    txn = json.dumps(["Packetwalk", {"op": "insert", "table": "Static_Binding", "row": row}])
-    subprocess.run(["ovsdb-client", "transact", f"tcp:{lab.nb_ip(leader)}:6641", txn], check=True, capture_output=True)
+    leader = wait_for(lab.nb.leader, 10, "a leader")
+    lab.nb.transact(leader, [{"op": "insert", "table": "Static_Binding", "row": row}])
     node = lab.vm(vm.name)
     try:
         wait_for(lambda: mac in node.cmd(f"ip neigh flush dev eth0 to {ip}; arping -c 1 -w 1 -I eth0 {ip}").lower(),
                  15, f"ARP for {ip} answered with {mac} from the hypervisor")
     finally:
-        txn = json.dumps(["Packetwalk", {"op": "delete", "table": "Static_Binding",
-                                         "where": [["switch", "==", sw.name], ["ip", "==", ip]]}])
-        subprocess.run(["ovsdb-client", "transact", f"tcp:{lab.nb_ip(leader)}:6641", txn], capture_output=True)
+        lab.nb.transact(leader, [{"op": "delete", "table": "Static_Binding",
+                                  "where": [["switch", "==", sw.name], ["ip", "==", ip]]}])
     assert ping(node, str(lab.topo.vms[1].ip)) == 1
