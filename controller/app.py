@@ -38,7 +38,7 @@ from controller.app_hypervisors import HypervisorsSide
 from controller.app_ownership import Ownership
 from controller.events import (
     EventCall, EventLeases, EventReleaseHeld, EventResolveTimeout, EventSyncTimeout, EventTick)
-from controller import mobility, nbdb, security
+from controller import mobility, nbdb, security, tls
 from controller.membership import Membership
 from controller import openflow
 from controller.connection import Link
@@ -46,7 +46,6 @@ from controller.convergence import Actions, Convergence
 from controller.flows import Flow
 from controller.northbound import NoAnswer
 from controller.model import Hypervisor, Network
-from controller.ovsdb import use_ssl
 from controller.punts import LINK_GRACE, Punts
 from controller.tables import Table
 
@@ -81,6 +80,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.net = Network()
+        self.ovsdb_scheme = tls.configure(CONF)   # the hypervisors' OVSDB (and --nb ssl:) over TLS, or not
         self.server = None
         if not CONF.nb:
             self.server = nbdb.EmbeddedServer(CONF.db_dir)
@@ -100,10 +100,6 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self._nb_up = True
         self._reported = None
         self._unbound = {}           # (hypervisor, interface) -> iface-id naming no logical port: logged once
-        self.ovsdb_scheme = "tcp"
-        if CONF.ctl_privkey and CONF.ctl_cert and CONF.ca_certs:     # OpenFlow over SSL: OVSDB too
-            use_ssl(CONF.ctl_privkey, CONF.ctl_cert, CONF.ca_certs)
-            self.ovsdb_scheme = "ssl"
         self._api_token = api.read_token(CONF.api_token_file) if CONF.api_token_file else None
         self._api_socket = api.listen(CONF.api_listen_host, CONF.api_port, self._api_token) \
             if CONF.api_port else None

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import time
 
-import ovs.stream
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
 
@@ -70,18 +69,6 @@ class _NotifyingIdl(connection.OvsdbIdl):
         changed = set(getattr(updates, "_data", None) or ()) if event == "update" else None
         if changed is None or changed & _RELEVANT or not changed:
             self.on_change()
-
-
-def use_ssl(private_key: str, certificate: str, ca_cert: str) -> None:
-    """Open every hypervisor's OVSDB over SSL from now on, presenting this key and
-    certificate and trusting servers whose certificate `ca_cert` signed (python-ovs keeps
-    these process-wide)."""
-    for path in (private_key, certificate, ca_cert):
-        with open(path, "rb"):       # unreadable: say so now, not at the first connection
-            pass
-    ovs.stream.Stream.ssl_set_private_key_file(private_key)
-    ovs.stream.Stream.ssl_set_certificate_file(certificate)
-    ovs.stream.Stream.ssl_set_ca_cert_file(ca_cert)
 
 
 class HypervisorDB:

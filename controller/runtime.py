@@ -94,6 +94,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
     from controller import ryu_alias
     from controller.api import ListenError
     from controller.nbdb import DatabaseError
+    from controller.tls import TlsError
 
     try:
         named = parse(argv, prog, project)
@@ -116,7 +117,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
     try:
         services = manager.instantiate_apps(**manager.create_contexts())
         hub.joinall(services)
-    except (DatabaseError, ListenError) as e:
+    except (DatabaseError, ListenError, TlsError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

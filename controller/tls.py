@@ -33,6 +33,7 @@ OPTIONS = [
                help="with --nb ssl:...: the CA certificate(s) that signed the database servers' certificates "
                     "(default: --ca-certs)"),
 ]
+cfg.CONF.register_cli_opts(OPTIONS)
 _REMOTE = re.compile(r"^(?:(tcp|ssl):(?:\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(\d{1,5})|unix:(.+))$")
 
 
