@@ -45,6 +45,8 @@ def controller(args):
     packetwalk controller [APP_MODULE ...] [--db-dir DIR | --nb tcp:A:P,tcp:B:P,...] [--state-file FILE]
                           [--ofp-listen-host HOST] [--ofp-tcp-listen-port PORT] [--verbose]
                           [--api-listen-host HOST] [--api-port PORT (0: no northbound API)]
+      TLS:                [--ofp-ssl-listen-port PORT --ctl-privkey FILE --ctl-cert FILE --ca-certs FILE]
+                          [--nb ssl:A:P,ssl:B:P,... --nb-ca-certs FILE [--nb-privkey FILE --nb-cert FILE]]
     """
     from controller import runtime
     sys.exit(runtime.run(list(args)))
