@@ -19,10 +19,15 @@ from controller.ovsdb import HypervisorDB
 
 LOG = logging.getLogger("packetwalk.controller")
 LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
+OVSDB_RETRY = 2.0      # s: after an OVSDB session could not be opened, try again (its switch still connected)
 
 
 class HypervisorsSide:
     """Each hypervisor's OVSDB session (controller/connection.py OvsdbWorker) and its state."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ovsdb_retry_at: dict[str, float] = {}    # address -> when to open its OVSDB again
 
     def _open_ovsdb(self, address: str) -> None:
         """A switch connected from `address`: open its OVSDB (once), in a worker thread of
@@ -38,9 +43,20 @@ class HypervisorsSide:
 
     @set_ev_cls(EventOvsdbFailed)
     def _on_ovsdb_failed(self, ev):
-        LOG.error("%s", ev.error)
-        self.dbs.pop(ev.address, None)          # the next OpenFlow connection tries again
+        LOG.error("%s: trying again in %.0f s", ev.error, OVSDB_RETRY)
+        self.dbs.pop(ev.address, None)          # again in a while, or at its next OpenFlow connection
         self.workers.pop(ev.address, None)
+        self._ovsdb_retry_at[ev.address] = time.monotonic() + OVSDB_RETRY
+
+    def _retry_ovsdb(self) -> None:
+        """Open again the OVSDB sessions that failed, of switches still connected (a busy
+        hypervisor may not answer in time while its OpenFlow connection stays up)."""
+        now = time.monotonic()
+        for address, at in list(self._ovsdb_retry_at.items()):
+            if now >= at:
+                del self._ovsdb_retry_at[address]
+                if any(dp.address[0] == address for dp in self.datapaths.values()):
+                    self._open_ovsdb(address)
 
     @set_ev_cls(EventOvsdbChanged)
     def _on_ovsdb(self, ev):
@@ -89,7 +105,9 @@ class HypervisorsSide:
     @set_ev_cls(EventTunnelsDone)
     def _on_tunnels_done(self, ev):
         if ev.error is not None:
-            LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor, ev.error)
+            why = str(ev.error)      # ovsdbapp's timeout names every command: its cause is at the end
+            LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor,
+                      why if len(why) < 300 else f"{why[:120]} ... {why[-120:]}")
             self.conv.tunnels_failed(ev.hypervisor)
 
     def _liveness_ticker(self):
@@ -102,6 +120,8 @@ class HypervisorsSide:
         """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
         unanswered (os-ken then drops the connection): either way the hypervisor is down."""
         changed, self.realized_now = False, self.conv.dispatch.realized
+        if self._ovsdb_retry_at:
+            self._retry_ovsdb()
         for hv in self.net.hypervisors.values():
             db = self.dbs.get(hv.address)
             connected = bool(db and db.connected)

@@ -69,9 +69,12 @@ def decide(me: str, hypervisors: Iterable[str], registered: dict[str, float], le
     return Decision(tuple(claim), tuple(renew), tuple(release))
 
 
-def owned(me: str, leases: dict[str, Lease], now: float) -> set[str]:
-    """The hypervisors `me` may program now: its leases with more than MARGIN left."""
-    return {hv for hv, lease in leases.items() if lease.owner == me and lease.until - MARGIN > now}
+def owned(me: str, leases: dict[str, Lease], now: float, alone: bool = False) -> set[str]:
+    """The hypervisors `me` may program now: its leases with more than MARGIN left; while
+    no other controller is live, every lease it holds, even one its late renewal let run
+    out (a busy machine): nobody else may claim it meanwhile, since a newcomer registers
+    first, and a switch refuses a master older than the newcomer's claim anyway."""
+    return {hv for hv, lease in leases.items() if lease.owner == me and (alone or lease.until - MARGIN > now)}
 
 
 def spread(leases: dict[str, Lease], now: float) -> dict[str, list[str]]:

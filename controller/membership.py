@@ -55,7 +55,8 @@ class Membership:
         return _Run(self.nb.api, fn, read_only=True).execute(check_error=True)
 
     def owned(self, now: float | None = None) -> set[str]:
-        return cluster.owned(self.name, self.leases, time.time() if now is None else now)
+        now = time.time() if now is None else now
+        return cluster.owned(self.name, self.leases, now, alone=not self.live(now) - {self.name})
 
     def owner(self, hv: str, now: float | None = None) -> str | None:
         lease = self.leases.get(hv)

@@ -61,3 +61,12 @@ def test_an_owner_stops_before_its_lease_ends_so_two_never_act_at_once():
     # the next owner may claim only once the lease has ended: after c1 stopped acting
     assert decide("c2", ["hv0"], {"c2": 20.0}, leases, 20.0 - 0.01).claim == ()
     assert decide("c2", ["hv0"], {"c2": 20.0}, leases, 20.0).claim == ("hv0",)
+
+
+def test_a_controller_alone_keeps_what_a_late_renewal_let_run_out():
+    """A busy machine delays the renewal past the lease: with no other live controller
+    there is nobody to hand over to, so it keeps acting (no release, no re-read); with one,
+    it stops as before."""
+    leases = {"hv0": Lease("c1", 20.0, 2), "hv1": Lease("c2", 20.0, 1)}
+    assert owned("c1", leases, 25.0, alone=True) == {"hv0"}
+    assert owned("c1", leases, 25.0, alone=False) == set()
