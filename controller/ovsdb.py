@@ -81,6 +81,15 @@ class _NotifyingIdl(connection.OvsdbIdl):
             self.on_change()
 
 
+class _NoWait(impl_idl.OvsVsctlTransaction):
+    """ovs-vsctl's transaction without its wait (up to the timeout, in the worker's thread)
+    for ovs-vswitchd to take the new configuration in: the tunnel ports' numbers come back
+    through the monitor like any other change."""
+
+    def post_commit(self, txn):
+        idl_transaction.Transaction.post_commit(self, txn)
+
+
 def _bfd_state(row) -> str | None:
     try:
         return dict(row.bfd_status).get("state")
@@ -163,11 +172,8 @@ class HypervisorDB:
         tunnels the hypervisor has (bfd_interval_ms)."""
         interval = str(bfd_interval_ms(len(wanted)))
         bfd = {"enable": "true", "min_tx": interval, "min_rx": interval}
-        # a plain transaction: not ovs-vsctl's, which then waits (up to its timeout, in this
-        # worker) for ovs-vswitchd to take the new configuration in; the ports' numbers come
-        # back through the monitor like any other change
         conn = self.api.ovsdb_connection
-        with idl_transaction.Transaction(self.api, conn, conn.timeout, check_error=True) as txn:
+        with _NoWait(self.api, conn, conn.timeout, check_error=True) as txn:
             for remote, ip in wanted.items():
                 name = tunnel_port_name(remote)
                 have = present.get(name)
