@@ -36,7 +36,7 @@ class Ownership:
 
     @set_ev_cls(EventLeases)
     def _leases(self, ev):
-        self.members.leases = ev.leases
+        self.members.take(ev.leases)
         self._ownership()
 
     def _ownership(self):

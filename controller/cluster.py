@@ -69,6 +69,15 @@ def decide(me: str, hypervisors: Iterable[str], registered: dict[str, float], le
     return Decision(tuple(claim), tuple(renew), tuple(release))
 
 
+def newest(a: dict[str, Lease], b: dict[str, Lease]) -> dict[str, Lease]:
+    """Per hypervisor, the later of two views of its lease (a read, a write's outcome: they
+    may arrive out of order): a claim raises the generation, a renewal the end, a release
+    empties the owner and changes neither."""
+    def later(x: Lease, y: Lease) -> Lease:
+        return max(x, y, key=lambda lease: (lease.generation, lease.until, not lease.owner))
+    return {hv: later(a[hv], b[hv]) if hv in a and hv in b else a.get(hv) or b[hv] for hv in a.keys() | b.keys()}
+
+
 def owned(me: str, leases: dict[str, Lease], now: float, alone: bool = False) -> set[str]:
     """The hypervisors `me` may program now: its leases with more than MARGIN left; while
     no other controller is live, every lease it holds, even one its late renewal let run

@@ -39,12 +39,18 @@ class Membership:
     # --- the app's thread -------------------------------------------------------------------
     def round(self, hypervisors, now: float | None = None) -> cluster.Decision:
         now = time.time() if now is None else now
-        self.registered, self.leases = self.read()
+        self.registered, leases = self.read()
+        self.take(leases)
         d = cluster.decide(self.name, hypervisors, self.registered, self.leases, now)
         with self._lock:
             self._job = (d, now)
         self._wake.set()
         return d
+
+    def take(self, leases: dict[str, cluster.Lease]) -> None:
+        """Leases as a read or a write's outcome has them: the newest of each wins (the
+        outcome of an earlier round's write may come after a later round's read)."""
+        self.leases = cluster.newest(self.leases, leases)
 
     def read(self) -> tuple[dict[str, float], dict[str, cluster.Lease]]:
         def fn(txn, t):

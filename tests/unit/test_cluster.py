@@ -70,3 +70,15 @@ def test_a_controller_alone_keeps_what_a_late_renewal_let_run_out():
     leases = {"hv0": Lease("c1", 20.0, 2), "hv1": Lease("c2", 20.0, 1)}
     assert owned("c1", leases, 25.0, alone=True) == {"hv0"}
     assert owned("c1", leases, 25.0, alone=False) == set()
+
+
+def test_the_newest_view_of_each_lease_wins_whatever_order_they_come_in():
+    from controller.cluster import newest
+    read = {"hv0": Lease("c1", 10.0, 1), "hv1": Lease("c1", 12.0, 2)}
+    written = {"hv0": Lease("c1", 11.0, 1), "hv1": Lease("c1", 11.5, 2), "hv2": Lease("c1", 11.0, 1)}
+    merged = newest(read, written)
+    assert merged == {"hv0": Lease("c1", 11.0, 1), "hv1": Lease("c1", 12.0, 2), "hv2": Lease("c1", 11.0, 1)}
+    assert newest(written, read) == merged
+    claimed, released = Lease("c2", 11.0, 3), Lease("", 12.0, 2)
+    assert newest(read, {"hv1": claimed})["hv1"] == claimed          # a claim: a higher generation
+    assert newest(read, {"hv1": released})["hv1"] == released        # a release: the owner emptied
