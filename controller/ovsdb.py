@@ -28,7 +28,7 @@ _RELEVANT = {"name", "ofport", "type", "external_ids", "options", "ports", "inte
 # never more often than BFD_FASTEST_MS per tunnel (a mesh of N hypervisors sends N * (N - 1)
 # a second in all; at 500 ms, 64 hypervisors' 4,032 tunnel ends took both of the lab
 # machine's cores)
-BFD_PACKETS_PER_S = 32
+BFD_PACKETS_PER_S = 30
 BFD_FASTEST_MS, BFD_SLOWEST_MS = 500, 10_000
 
 
