@@ -324,10 +324,21 @@ class Lab:
         db = self.nb.controller_args() if self.nb else ["--db-dir", str(self.db_dir)]
         cmd = [sys.executable, "-m", "packetwalk.ryu_manager", "packetwalk", *db,     # `ryu-manager packetwalk ...`
                "--ofp-listen-host", str(t.controller_ip), "--ofp-tcp-listen-port", str(OPENFLOW_PORT),
-               "--state-file", str(self.state_file), "--api-port", str(API_PORT), *self._tls_args()]
+               "--state-file", str(self.state_file), "--api-port", str(API_PORT), *self._tls_args(),
+               *self._liveness_args()]
         env = {**os.environ, "EVENTLET_NO_GREENDNS": "yes"}   # no DNS here: 0.1 s less to start
         self.controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.manifest.add_pid(self.controller.pid, Path(sys.executable).name)
+
+    def _liveness_args(self) -> list[str]:
+        """A big lab: more unanswered echoes before a hypervisor is down (readiness.echo_misses),
+        in an os-ken configuration file (its echo options are not command-line options)."""
+        misses = readiness.echo_misses(self.topo)
+        if misses is None:
+            return []
+        path = self.rundir / "os-ken.conf"
+        path.write_text(f"[DEFAULT]\nmaximum_unreplied_echo_requests = {misses}\n")
+        return ["--config-file", str(path)]
 
     def _tls_args(self) -> list[str]:
         """With the lab's PKI: os-ken serves OpenFlow over SSL only, and the same key and
@@ -368,7 +379,7 @@ class Lab:
         log = open(d / "controller.log", "a")
         cmd = [sys.executable, "-m", "packetwalk.cli", "controller", *db, "--controller-name", name,
                "--ofp-listen-host", ip, "--ofp-tcp-listen-port", str(OPENFLOW_PORT), "--state-file", str(state),
-               *self._tls_args(), *extra]
+               *self._tls_args(), *self._liveness_args(), *extra]
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]      # ip execs the controller: one pid
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -29,12 +29,21 @@ def test_the_seed_fits():
 
 def test_500_hypervisors_are_refused_with_the_limit_and_why():
     reason = too_large(parse_topology(mesh(500)), BIG)
-    assert "500 hypervisors" in reason and "at most 32" in reason and "54 s" in reason
+    assert "500 hypervisors" in reason and "at most 64" in reason and "61-93 s" in reason
 
 
 def test_a_mesh_too_large_for_the_cores():
-    assert "tunnel ends" in too_large(parse_topology(mesh(30)), Machine(cores=1, available_mb=20000))
-    assert too_large(parse_topology(mesh(30)), BIG) is None
+    reason = too_large(parse_topology(mesh(40)), Machine(cores=1, available_mb=20000))
+    assert "1,560 tunnel ends sending 1,200 BFD packets a second" in reason and "at most 1,000" in reason
+    assert too_large(parse_topology(mesh(40)), BIG) is None
+
+
+def test_64_hypervisors_fit_with_bfd_slowed_down():
+    """At 500 ms, 64 hypervisors' 4,032 tunnel ends would send 8,064 BFD packets a second;
+    slowed down to 30 a second from each, 1,920."""
+    from mininet_topos.capacity import bfd_packets
+    big = parse_topology(mesh(64))
+    assert round(bfd_packets(big)) == 1920 and too_large(big, BIG) is None
 
 
 def test_memory():

@@ -135,3 +135,12 @@ def test_generated_grids_are_valid_topologies(n, m):
     topo = parse_topology(grid(n, m))
     assert len(topo.hypervisors) == n and len(topo.vms) == n * m
     assert Counter(v.hypervisor for v in topo.vms) == {f"hv{i + 1}": m for i in range(n)}
+
+
+def test_a_big_lab_waits_for_more_unanswered_echoes():
+    from mininet_topos.readiness import echo_misses
+    from mininet_topos.topology import parse_topology
+    from tests.unit.test_capacity import mesh
+    assert echo_misses(parse_topology(mesh(8))) is None             # the controller's own 3
+    assert echo_misses(parse_topology(mesh(32))) == 4
+    assert echo_misses(parse_topology(mesh(64))) == 8
