@@ -208,6 +208,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _switch_features(self, ev):
         dp = ev.msg.datapath
+        dp.id = ev.msg.datapath_id     # os-ken's own handler sets it too, in its thread: maybe not yet
         LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, dp.address[0])
         if dp.id in self.links:
             self.links[dp.id].close()
