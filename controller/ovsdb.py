@@ -68,6 +68,7 @@ class Snapshot:
 
 class _NotifyingIdl(connection.OvsdbIdl):
     on_change = None
+    _bfd_seen: dict | None = None      # interface row -> its BFD state last told
 
     def notify(self, event, row, updates=None):
         """Tell the controller about changes it reads; not about the statistics and status
@@ -77,8 +78,18 @@ class _NotifyingIdl(connection.OvsdbIdl):
             return
         changed = set(getattr(updates, "_data", None) or ()) if event == "update" else None
         if changed is None or changed & _RELEVANT or not changed or (
-                "bfd_status" in changed and _bfd_state(updates) != _bfd_state(row)):
+                "bfd_status" in changed and self._bfd_changed(row)):
             self.on_change()
+
+    def _bfd_changed(self, row) -> bool:
+        """Whether a tunnel's BFD state is not the one last seen (its counters change often)."""
+        if self._bfd_seen is None:
+            self._bfd_seen = {}
+        state = _bfd_state(row)
+        if self._bfd_seen.get(row.uuid) == state:
+            return False
+        self._bfd_seen[row.uuid] = state
+        return True
 
 
 class _NoWait(impl_idl.OvsVsctlTransaction):

@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from controller.ovsdb import bfd_interval_ms
-
 MAX_HYPERVISORS = 64          # the largest lab measured to start within its readiness wait (164 s at 64)
 BFD_PACKETS_PER_CORE = 1000   # BFD packets a second the mesh may send per core (~1,000/s: ~23 % of one core)
 MB_PER_HYPERVISOR = 35
@@ -59,6 +57,7 @@ def tunnels(topo) -> dict[str, int]:
 
 def bfd_packets(topo) -> float:
     """BFD packets a second the whole mesh sends, at the intervals the controller sets."""
+    from controller.ovsdb import bfd_interval_ms      # (python-ovs comes with it: only when asked)
     return sum(n * 1000 / bfd_interval_ms(n) for n in tunnels(topo).values() if n)
 
 

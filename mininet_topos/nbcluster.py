@@ -16,10 +16,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from controller.nbdb import DB_NAME, SCHEMA
 from dataplane.pki import LabPKI
 
 NB_PORT, NB_RAFT_PORT = 6641, 6643     # the database's clients and its Raft peers
+DB_NAME = "Packetwalk"       # controller/nbdb.py's (not imported here: python-ovs comes with it)
 ELECTION_TIMER_MS = 500     # a dead leader is replaced after 0.5 s of silence (OVSDB's default is 1 s)
 
 
@@ -81,6 +81,7 @@ class NbCluster:
     def start(self, manifest, wait_for) -> None:
         """create-cluster on the first member, join-cluster on the others, a server each;
         then the shorter election timer, once there is a leader."""
+        from controller.nbdb import SCHEMA
         first = self.target(1, NB_RAFT_PORT)
         for i in range(1, self.size + 1):
             d = self.dir(i)

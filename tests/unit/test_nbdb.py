@@ -317,3 +317,8 @@ def test_two_first_writers_on_a_new_database_commit_or_one_is_refused_cleanly(tm
 def test_a_connected_client_says_it_is_connected(clients):
     """The app asks every second (a handler that raised would end os-ken's event loop)."""
     assert clients().idl.is_connected() is True
+
+
+def test_the_lab_names_the_database_as_the_controller_does():
+    from mininet_topos.nbcluster import DB_NAME
+    assert DB_NAME == nbdb.DB_NAME
