@@ -398,7 +398,7 @@ class Lab:
 
         def listening():
             if self.controller.poll() is not None:
-                raise LabError(f"the controller exited ({self.controller.returncode}); see {log}")
+                raise LabError(f"the controller exited ({self.controller.returncode}): {_last_line(log)}; see {log}")
             return _connects(str(t.controller_ip), OPENFLOW_PORT)
         if not self.controllers:
             wait_for(listening, 30, f"the controller to listen on {t.controller_ip}:{OPENFLOW_PORT} (see {log})")
@@ -423,7 +423,8 @@ class Lab:
 
         def listening():
             if proc.poll() is not None:
-                raise LabError(f"the controller {name} exited ({proc.returncode}); see {d / 'controller.log'}")
+                raise LabError(f"the controller {name} exited ({proc.returncode}): {_last_line(d / 'controller.log')}; "
+                               f"see {d / 'controller.log'}")
             return _connects(ip, OPENFLOW_PORT)     # a namespaced controller's IP is on pw-mg: reachable here
         wait_for(listening, 30, f"the controller {name} to listen")
         return proc
@@ -669,21 +670,21 @@ class Lab:
                 self._stop_controller()
                 if self.net is not None:
                     net, self.net = self.net, None
-                    _settle(net)
+                    for node in net.hosts + net.switches:
+                        _settle(node)
                     net.stop()             # HypervisorNode.terminate stops each node's OVS by pid
             finally:
                 cleanup.clean(self.rundir)     # whatever is left: by pid and by name; logs stay
         interrupts.checkpoint()
 
 
-def _settle(net) -> None:
-    """A signal that lands mid `node.cmd()` leaves that node's shell busy (Mininet then refuses
-    every later command, the teardown's included): interrupt what it runs and read up to its
-    prompt, as Mininet's own CLI does after Ctrl-C."""
-    for node in net.hosts + net.switches:
-        if getattr(node, "shell", None) and node.waiting:
-            node.sendInt()
-            node.waitOutput()
+def _last_line(log: Path) -> str:
+    """What a process that stopped said last (its reason, usually)."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1].strip()[:300] if lines else "nothing logged"
 
 
 def _connects(ip: str, port: int) -> bool:
