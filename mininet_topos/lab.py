@@ -629,12 +629,14 @@ class Lab:
         """A live migration of VM `name` to hypervisor `to` (mininet_topos/migration.py): its
         port appears there with the same iface-id, the VM switches over once the controller
         has made that port, then its old port goes."""
-        def made() -> bool:
-            state = self.controller_state()
-            realized = state.get("realized", {})
-            return name in {a["vm"] for a in state.get("hypervisors", {}).get(to, {}).get("attachments", {}).values()} \
-                and realized.get("realized", -1) >= realized.get("generation", 0)
-        migration.live_migrate(self, name, to, made)
+        migration.live_migrate(self, name, to, lambda: self.port_made(name, to))
+
+    def port_made(self, name: str, hypervisor: str) -> bool:
+        """The controller has VM `name`'s port on `hypervisor` and its change is realized."""
+        state = self.controller_state()
+        realized = state.get("realized", {})
+        attached = state.get("hypervisors", {}).get(hypervisor, {}).get("attachments", {}).values()
+        return name in {a["vm"] for a in attached} and realized.get("realized", -1) >= realized.get("generation", 0)
 
     def _stop_controller(self) -> None:
         for proc in self.procs.values():
