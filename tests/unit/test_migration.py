@@ -137,3 +137,18 @@ def test_a_frame_the_new_place_still_sends_to_the_old_one_comes_back(lab):
     fields = {REG_FROM_TUNNEL: 0, "tunnel_id": VNI, "eth_dst": MAC, "in_port": 7}
     assert lookup(lab, stale, "hv4", fields).actions == (Output(lab.net.hypervisors["hv4"].tunnels["hv2"]),)
     assert walk(lab, now, "hv2", back, True, live={new}) == {new}
+
+
+def test_the_old_place_keeps_its_tunnel_to_the_new_one_until_the_move_is_over(lab):
+    """vm7 is hv4's only VM: once it has moved to hv1, hv4 shares no switch with anyone, yet
+    it keeps its tunnel to hv1 (it forwards what still arrives there) until the move expires."""
+    from controller.mobility import HOLD
+    net = lab.net
+    change(lab, lambda l: l.attach("hv1", "vm7", converge=False), now=1.0)
+    change(lab, lambda l: l.detach("hv4", "vm7", converge=False), now=1.1)
+    assert not lab.net.hypervisors["hv4"].attachments
+    assert "hv1" in net.wanted_tunnels(net.hypervisors["hv4"]) and "hv4" in net.wanted_tunnels(net.hypervisors["hv1"])
+    assert net.moves.expire(1.1 + HOLD)
+    changes = lab.engine.update()
+    assert {"hv1", "hv4"} <= changes.tunnels                  # asked again: now it may go
+    assert net.wanted_tunnels(net.hypervisors["hv4"]) == {}
