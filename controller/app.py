@@ -423,16 +423,16 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         the bundles whose flows use them; those no longer wanted go once no plan is in
         flight (deleting one deletes the flows that use it)."""
         for kind, wanted, make, drop in (
-                ("meter", security.meters(hv), lambda i, v: openflow.meter_add(dp, i, *v), openflow.meter_delete),
-                ("group", mobility.groups(hv), lambda i, v: openflow.failover_group_add(dp, i, v, Table.IN_TRANSIT),
+                ("meter", security.meters(hv), lambda i, v: openflow.meter_set(dp, i, *v), openflow.meter_delete),
+                ("group", mobility.groups(hv), lambda i, v: [openflow.failover_group_set(dp, i, v, Table.IN_TRANSIT)],
                  openflow.group_delete)):
             new, old = self.guard.changes(kind, dp.id, wanted)
             if add and new:
-                self._out(dp, [make(i, v) for i, v in sorted(new.items())])
+                self._out(dp, [m for i, v in sorted(new.items()) for m in make(i, v)])
                 self.guard.mark_sent(kind, dp.id, new, ())
             elif not add and old:
                 self._out(dp, [drop(dp, i) for i in sorted(old)])
-                self.guard.mark_sent(kind, dp.id, (), old)
+                self.guard.mark_sent(kind, dp.id, {}, old)
 
     def _tidy(self, hv) -> None:
         """No plan in flight: meters and groups nothing uses any more, on hv."""

@@ -15,8 +15,9 @@ to delete. What a change touches:
   MACs behind that VTEP, on H only; a BFD state change touches nothing;
 - a hypervisor going down or coming back: its switches' flood lists and its MACs on the
   others; itself, recomputed in full when it is back;
-- a port's move beginning, landing or ending (mobility.py): that move on every hypervisor;
-  a tunnel port changing on H: the moves on H too;
+- a port's move beginning, landing or ending (mobility.py): that move on every hypervisor,
+  and the tunnel ports of its old and new places; a tunnel port changing on H: the moves on
+  H too;
 - a switch, router, LIF or route changed: every hypervisor whose VMs reach it, in full;
   the vMAC or ARP suppression changed: everything.
 
@@ -113,6 +114,8 @@ class Engine:
             if moves.get(lport) != self._moves.get(lport):
                 for name in up:
                     dirty[name].add(("move", lport))
+                for m in filter(None, (moves.get(lport), self._moves.get(lport))):    # the tunnels of its places
+                    tunnels.update(n for n in (m.old, m.new) if n in net.hypervisors)
         self._moves = moves
         for name, hv in net.hypervisors.items():
             if self._vtep_ip.get(name, "?") != hv.vtep_ip:      # a VTEP renumbered: everyone's tunnels

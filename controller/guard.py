@@ -21,7 +21,7 @@ class Guard:
         self.total = TokenBucket(ALL_PACKET_INS_PER_S, ALL_PACKET_INS_PER_S)
         self.limiter = LogLimiter(LOG_INTERVAL)
         self.drops: dict[tuple[str, str], dict[str, int]] = {}     # (hypervisor, lport) -> cause -> packets
-        self.sent: dict[tuple[str, str], set[int]] = {}            # (kind, hypervisor address) -> ids sent
+        self.sent: dict[tuple[str, str], dict[int, object]] = {}   # (kind, switch) -> id -> what was sent
 
     # --- packet-ins ---------------------------------------------------------------------
     def admit(self, hv: str, in_port, now: float) -> bool:
@@ -62,16 +62,19 @@ class Guard:
 
     # --- meters and groups: what each switch should have besides flows --------------------
     def changes(self, kind: str, address: str, wanted: dict) -> tuple[dict, set]:
-        """`kind`s (meters, groups) to add (before the flows that use them) and to delete (after)."""
-        have = self.sent.setdefault((kind, address), set())
-        return {i: v for i, v in wanted.items() if i not in have}, have - wanted.keys()
+        """`kind`s (meters, groups) to set (before the flows that use them: new ones, and
+        those whose content changed) and to delete (after)."""
+        have = self.sent.setdefault((kind, address), {})
+        return {i: v for i, v in wanted.items() if have.get(i, ...) != v}, have.keys() - wanted.keys()
 
-    def mark_sent(self, kind: str, address: str, add, delete) -> None:
-        key = (kind, address)
-        self.sent[key] = (self.sent.get(key, set()) | set(add)) - set(delete)
+    def mark_sent(self, kind: str, address: str, add: dict, delete) -> None:
+        have = self.sent.setdefault((kind, address), {})
+        have.update(add)
+        for i in delete:
+            have.pop(i, None)
 
     def forget(self, address: str) -> None:
-        """A (re)connected switch: send every meter and group again (one it has already
-        answers an error the app ignores)."""
+        """A (re)connected switch: set every meter and group again (what it holds by the same
+        id may be older: openflow.meter_set and failover_group_set replace it)."""
         for key in [k for k in self.sent if k[1] == address]:
             del self.sent[key]

@@ -1,12 +1,20 @@
 """A VM that moves loses nothing: make-before-break around a port changing hypervisors.
 
-While a logical port is in transit (it left one hypervisor and has not appeared on
-another), its old hypervisor hands every frame for its MAC to the controller, which holds
-them (HELD_PER_PORT at most), and the other hypervisors keep sending to the old place. Once
-it appears somewhere, the new place is programmed first (`first`), then the others; for
-HOLD seconds more the old hypervisor forwards what still arrives for the MAC to the new
-VTEP, and the controller sends the held frames on from there. Pure: moves are data, flows
-are computed from them; time comes in as `now`.
+A live migration, as a hypervisor does it: the port appears on the new hypervisor with the
+same iface-id while the VM still runs on the old one, the VM switches over, then the old
+port goes. While the port is attached in both places (`both`), every frame for its MAC goes
+to both (OVN's multi-chassis binding): whichever place the VM runs in takes it, so the
+switchover itself needs nothing from the controller. Once the old port goes, the move has
+landed: the old hypervisor forwards what still arrives for the MAC to the new VTEP for HOLD
+seconds (and sends straight back what the new place itself sent it).
+
+A port can also leave before it appears elsewhere (in transit): its old hypervisor then
+hands every frame for its MAC to the controller, which holds them (HELD_PER_PORT at most),
+and the other hypervisors keep sending to the old place until it lands.
+
+Every hypervisor's flows for one move keep the same match from stage to stage (from a VM,
+from a tunnel): each step replaces them in place, so no hypervisor is ever between two of
+them. Pure: moves are data, flows are computed from them; time comes in as `now`.
 
 Between the moment a port leaves br-int and the moment the controller hears of it, its
 hypervisor's flows still point at it: local delivery goes through a fast-failover group
@@ -35,15 +43,18 @@ class Move:
     new: str | None        # the hypervisor it reached; None while in transit
     since: float
     attachment: object = None   # its attachment where it was (it may still send there until unplugged)
+    both: bool = False          # still attached where it was too (a live migration): frames go to both
 
 
-def locations(net) -> dict[str, tuple[str, object]]:
-    """Logical port -> (hypervisor, attachment) where traffic for it goes now (the newest
-    attachment, if it shows up twice)."""
+def locations(net) -> dict[str, tuple[str, object, frozenset]]:
+    """Logical port -> (hypervisor, attachment, the other hypervisors it is attached to):
+    where it is now (the newest attachment, if it shows up twice) and where it still is."""
     out = {}
     for vni in net.switches:
         for where, a in net.mac_table(vni).values():
-            out[a.lport] = (where.name, a)
+            others = frozenset(n for n, b in net.attachments_of_mac(vni, a.mac)
+                               if n != where.name and b.lport == a.lport and net.hypervisors[n].up)
+            out[a.lport] = (where.name, a, others)
     return out
 
 
@@ -58,10 +69,11 @@ class Moves:
         """Attachments changed from `before` to `after` (both from locations()). True if a
         move began or ended."""
         changed = False
-        for lport, (hv, a) in before.items():
+        for lport, (hv, a, _) in before.items():
             there = after.get(lport)
             if there is None or there[0] != hv:
-                self.by_port[lport] = Move(lport, a.mac, a.vni, hv, there[0] if there else None, now, a)
+                self.by_port[lport] = Move(lport, a.mac, a.vni, hv, there[0] if there else None, now, a,
+                                           there is not None and hv in there[2])
                 changed = True
         for lport, m in list(self.by_port.items()):
             there = after.get(lport)
@@ -69,12 +81,17 @@ class Moves:
                 if there[0] == m.old:
                     del self.by_port[lport]          # back where it was: nothing moved
                 else:
-                    self.by_port[lport] = dataclasses.replace(m, new=there[0], since=now)
+                    self.by_port[lport] = dataclasses.replace(m, new=there[0], since=now, both=m.old in there[2])
+                changed = True
+            elif m.both and there is not None and there[0] == m.new and m.old not in there[2]:
+                self.by_port[lport] = dataclasses.replace(m, both=False, since=now)   # the old port went: landed
                 changed = True
         return changed
 
     def expire(self, now: float) -> list[Move]:
-        gone = [m for m in self.by_port.values() if now - m.since >= HOLD]
+        """Moves landed (or in transit) HOLD seconds ago; a migration lasts as long as the
+        port is attached in both places."""
+        gone = [m for m in self.by_port.values() if not m.both and now - m.since >= HOLD]
         for m in gone:
             del self.by_port[m.lport]
         return gone
@@ -93,20 +110,48 @@ def mobility_flows(net, hv) -> list[Flow]:
 
 
 def move_flows(net, hv, m: Move | None) -> list[Flow]:
-    """What `hv` holds for one port on the move: buffer at (or send to) the old place while
-    in transit, where the port may still send (its ingress and port-security flows stay until
-    it lands); forward from the old place to the new one after."""
+    """What `hv` holds for one port on the move, always under the same two matches (frames
+    from a local VM, frames from a tunnel), so each step replaces the last in place:
+
+    - in transit: the old place holds them (to the controller), and keeps the ingress and
+      port-security flows of the port, which may still send until it is unplugged; the
+      others send to the old place;
+    - migrating (attached in both places): both places deliver locally and copy what their
+      own VMs send to the other place; the others send to both;
+    - landed: the new place delivers locally, the others send there, the old place forwards
+      there (and sends back what the new place itself sent it)."""
     if m is None:
         return []
     owner = f"move:{m.lport}"
     dst = {"tunnel_id": m.vni, "eth_dst": m.mac}
-    if m.new is None and hv.name == m.old:
-        return [Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output("controller")], owner)] + _still_sending(net, m)
-    if m.new is None and m.old in hv.tunnels:
-        return [Flow.of(Table.L2_LOOKUP, PRIORITY, {REG_FROM_TUNNEL: 0, **dst}, [Output(hv.tunnels[m.old])], owner)]
-    if m.new and hv.name == m.old and m.new in hv.tunnels:
-        return [Flow.of(Table.L2_LOOKUP, PRIORITY, dst, [Output(hv.tunnels[m.new])], owner)]
-    return []
+    from_vm, from_tunnel = {REG_FROM_TUNNEL: 0, **dst}, {REG_FROM_TUNNEL: 1, **dst}
+
+    def flows(vm_actions, tunnel_actions=None) -> list[Flow]:
+        out = [Flow.of(Table.L2_LOOKUP, PRIORITY, from_vm, vm_actions, owner)] if vm_actions else []
+        if tunnel_actions:
+            out.append(Flow.of(Table.L2_LOOKUP, PRIORITY, from_tunnel, tunnel_actions, owner))
+        return out
+    here = next((a for a in hv.attachments.values() if a.lport == m.lport), None)
+    # local delivery: through the port's failover group (held if it just went); while it is
+    # attached in both places, straight out of the port (the other place has a copy)
+    local = [] if here is None else [Output(here.ofport)] if m.both else [Group(port_group(here))]
+    to_old = [Output(hv.tunnels[m.old])] if m.old in hv.tunnels else []
+    to_new = [Output(hv.tunnels[m.new])] if m.new in hv.tunnels else []
+    if m.new is None:
+        if hv.name == m.old:
+            held = [Output("controller")]
+            return flows(held, held) + _still_sending(net, m)
+        return flows(to_old)
+    if hv.name == m.old:
+        if m.both:
+            return flows(local + to_new, local)
+        if not to_new:
+            return []
+        back = Flow.of(Table.L2_LOOKUP, PRIORITY + 1, {"in_port": to_new[0].port, **dst}, [Output("in_port")], owner)
+        return flows(to_new, to_new) + [back]
+    if hv.name == m.new:
+        return flows(local + (to_old if m.both else []), local)
+    return flows((to_old if m.both else []) + to_new)
 
 
 def in_transit_default() -> Flow:

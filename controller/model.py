@@ -266,8 +266,15 @@ class Network:
     def wanted_tunnels(self, hv: Hypervisor) -> dict[str, str]:
         """remote hypervisor -> its VTEP IP, for every VTEP that hosts a VNI `hv`'s VMs can
         reach (same switch, or routed by the distributed router at the first hop). A
-        hypervisor that is down keeps its tunnels, so that its return is quick."""
-        names = {n for v in self.routed_vnis(hv.vnis()) for n in self.hosts(v, up_only=False)}
+        hypervisor that is down keeps its tunnels, so that its return is quick. The old and
+        new places of a port on the move keep theirs until the move is over (mobility.py)."""
+        reach = self.routed_vnis(hv.vnis())
+        names = {n for v in reach for n in self.hosts(v, up_only=False)}
+        for m in self.moves:      # a port on the move: its places keep their tunnels until it is done
+            if hv.name in (m.old, m.new):
+                names |= {m.old, m.new} - {None}
+            elif m.new is None and m.vni in reach:
+                names.add(m.old)       # in transit: its old place holds what is sent to it
         return {n: o.vtep_ip for n in names if n != hv.name and (o := self.hypervisors.get(n)) and o.vtep_ip}
 
     def logical_port(self, a: Attachment) -> LogicalPort:

@@ -98,10 +98,14 @@ class Resubmit(Goto):
         return f"resubmit(,{int(self.table)})"
 
 
-def meter_add(dp, meter_id: int, rate: int, burst: int):
-    """A packets-per-second meter whose one band drops what exceeds `rate` (after `burst`)."""
-    return parser.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST,
-                              meter_id=meter_id, bands=[parser.OFPMeterBandDrop(rate=rate, burst_size=burst)])
+def meter_set(dp, meter_id: int, rate: int, burst: int) -> list:
+    """A packets-per-second meter whose one band drops what exceeds `rate` (after `burst`):
+    ADD, then MODIFY, so that the switch ends with this meter whether or not it had one by
+    that id (after a reconnect it may hold an older one; the ADD it then refuses as existing
+    is an error the app ignores). OpenFlow 1.3 has no add-or-modify for meters."""
+    args = dict(flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter_id=meter_id,
+                bands=[parser.OFPMeterBandDrop(rate=rate, burst_size=burst)])
+    return [parser.OFPMeterMod(dp, command=ofp.OFPMC_ADD, **args), parser.OFPMeterMod(dp, command=ofp.OFPMC_MODIFY, **args)]
 
 
 def meter_delete(dp, meter_id: int):
@@ -114,10 +118,14 @@ def table_stats_request(dp, table: int):
                                       cookie=COOKIE_APP, cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
 
 
-def failover_group_add(dp, group_id: int, ofport: int, otherwise: Table):
+OFPGC_ADD_OR_MOD = 0x8000    # Open vSwitch's group command (ovs-ofctl mod-group --may-create): add, or replace
+
+
+def failover_group_set(dp, group_id: int, ofport: int, otherwise: Table):
     """A fast-failover group: out of `ofport` while it exists, else through table `otherwise`
-    (its flow sends to the controller, behind a meter, as an ordinary packet-in)."""
-    return parser.OFPGroupMod(dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_FF, group_id=group_id, buckets=[
+    (its flow sends to the controller, behind a meter, as an ordinary packet-in). Added, or
+    replacing the one the switch has by that id (after a reconnect it may be an older one)."""
+    return parser.OFPGroupMod(dp, command=OFPGC_ADD_OR_MOD, type_=ofp.OFPGT_FF, group_id=group_id, buckets=[
         parser.OFPBucket(watch_port=ofport, watch_group=ofp.OFPG_ANY, actions=[parser.OFPActionOutput(ofport)]),
         parser.OFPBucket(watch_port=ofp.OFPP_CONTROLLER, watch_group=ofp.OFPG_ANY,
                          actions=[parser.NXActionResubmitTable(table_id=int(otherwise))])])

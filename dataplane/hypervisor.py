@@ -166,10 +166,6 @@ class HypervisorOVS:
         self.sh(f"ip link set {port} up")
         self.vsctl(*VmPort(port, vm, mac, switch, vni).vsctl_args())
 
-    def unbind_vm(self, port: str) -> None:
-        """The port stays on br-int but names no logical port any more (a VM about to leave)."""
-        self.vsctl(f"remove interface {port} external_ids iface-id")
-
     def detach_vm(self, port: str) -> None:
         self.vsctl(f"--if-exists del-port br-int {port}")
 

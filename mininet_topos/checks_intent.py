@@ -44,11 +44,13 @@ class Pinger:
 
     def stop(self) -> dict:
         """Sent and lost up to the last reply (the echo in flight when ping is stopped is
-        neither): lost = sequence numbers with no reply."""
+        neither): lost = sequence numbers with no reply; duplicated = replies to a sequence
+        number already answered (a VM on the move gets frames in both places for a moment)."""
         self.node.cmd(f"kill -INT {self.pid}; wait {self.pid} 2>/dev/null")
-        seqs = {int(n) for n in re.findall(r"bytes from .* icmp_seq=(\d+)", self.out.read_text())}
+        text = self.out.read_text()
+        seqs = {int(n) for n in re.findall(r"bytes from .* icmp_seq=(\d+)", text)}
         sent = max(seqs) if seqs else 0
-        return {"pings_sent": sent, "pings_lost": sent - len(seqs)}
+        return {"pings_sent": sent, "pings_lost": sent - len(seqs), "pings_duplicated": text.count("(DUP!)")}
 
 
 def _free_vni(lab, base: int) -> int:

@@ -28,7 +28,7 @@ from dataplane.ofprobe import BrIntProbe, ProbeError
 from dataplane.pki import LabPKI
 from mininet_topos.nbcluster import NbCluster, NbClusterError
 from dataplane.hypervisor import MGMT, OPENFLOW_PORT, UPLINK, HypervisorError, VmPort, ovs_env
-from mininet_topos import bringup, capacity, cleanup, interrupts, readiness
+from mininet_topos import bringup, capacity, cleanup, interrupts, migration, readiness
 from mininet_topos.nodes import NO_NETFILTER, VM, Bridge, HypervisorNode
 from mininet_topos.topology import Topology, intent_dict
 
@@ -591,28 +591,17 @@ class Lab:
         return node
 
     def move_vm(self, name: str, to: str) -> None:
-        """vMotion: the VM's port leaves its hypervisor's br-int and joins `to`'s, same
-        MAC and IP; the VM keeps its interface and sends a gratuitous ARP from the new place."""
-        vm, src, dst = self.topo.vm(name), self.hv(self.placement[name]), self.hv(to)
-        sw = self.topo.switch(vm.switch)
-        # As vMotion quiesces a VM before its switchover: the port is unbound first, and unplugged
-        # only once the controller's hold on what arrives for it is confirmed on every hypervisor
-        # (its change realized: nothing is lost in the cable).
-        src.ovs.unbind_vm(name)
+        """A live migration of VM `name` to hypervisor `to` (mininet_topos/migration.py): its
+        port appears there with the same iface-id, the VM switches over once the controller
+        has made that port, then its old port goes."""
+        migration.live_migrate(self, name, to, lambda: self.port_made(name, to))
 
-        def let_go() -> bool:
-            state = self.controller_state()
-            realized = state.get("realized", {})
-            return name not in {a["vm"] for a in state.get("hypervisors", {}).get(src.name, {})
-                                .get("attachments", {}).values()} \
-                and realized.get("realized", -1) >= realized.get("generation", 0)
-        wait_for(let_go, 10, f"the controller to let go of {name} on {src.name}", 0.005)
-        src.ovs.detach_vm(name)
-        src.ovs.sh(f"ip link set {name} netns {dst.pid}")
-        dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
-        self.placement[name] = to
-        self.write_lab_file()
-        self.vm(name).announce()
+    def port_made(self, name: str, hypervisor: str) -> bool:
+        """The controller has VM `name`'s port on `hypervisor` and its change is realized."""
+        state = self.controller_state()
+        realized = state.get("realized", {})
+        attached = state.get("hypervisors", {}).get(hypervisor, {}).get("attachments", {}).values()
+        return name in {a["vm"] for a in attached} and realized.get("realized", -1) >= realized.get("generation", 0)
 
     def _stop_controller(self) -> None:
         for proc in self.procs.values():

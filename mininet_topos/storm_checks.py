@@ -104,8 +104,10 @@ def packet_in_storm(lab) -> dict:
 
 @check("vm-move")
 def vm_move(lab) -> dict:
-    """vMotion, MOVES times: a VM moves to another hypervisor and back (same MAC and IP) while
-    a VM on a third place (or the other hypervisor) pings it every 10 ms; pings lost in all."""
+    """vMotion, MOVES times: a VM moves to another hypervisor and back (same MAC and IP) as a
+    hypervisor does it (mininet_topos/migration.py) while a VM on a third place (or the other
+    hypervisor) pings it every 10 ms; pings lost in all (and duplicated: while it is attached in
+    both places, both get its frames)."""
     from mininet_topos.checks import _pair_across_hypervisors
     from mininet_topos.checks_intent import Pinger
     vm, observer = _pair_across_hypervisors(lab)

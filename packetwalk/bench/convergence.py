@@ -95,7 +95,8 @@ def moves(lab, count: int, progress) -> dict:
     sent, got = map(int, m.groups()) if m else (0, 0)
     return {"pings_lost_over_moves": figure(sent - got, "pings", target=("==", 0), at={"moves": count},
                                             note=f"{sent} pings sent over {count} moves, 10 ms apart "
-                                                 "(a move: port off one br-int, onto the other, gratuitous ARP)"),
+                                                 "(a live migration: the port on the new br-int with the same iface-id, the VM switched over "
+                                                 "once the controller made it, the old port removed; gratuitous ARP)"),
             "pings_lost_per_move": figure(round((sent - got) / count, 2), "pings")}
 
 

@@ -92,6 +92,34 @@ def test_vm_moves_to_another_hypervisor_and_flows_follow(l2_lab):
     l2_lab.move_vm("b2", "hv2")
 
 
+def test_a_live_migration_has_the_vm_in_both_places_then_only_in_the_new_one(l2_lab):
+    """b2's port appears on hv3 with the same iface-id while b2 still runs on hv2: the
+    controller has it in both places and b2 answers (from hv2); after the switchover its
+    port is gone from hv2's br-int and it answers from hv3, its vNIC still named eth0."""
+    from mininet_topos import migration
+    seen = {}
+
+    def made():
+        if not l2_lab.port_made("b2", "hv3"):
+            return False
+        state = l2_lab.controller_state()["hypervisors"]
+        seen["both"] = "b2" in state["hv2"]["attachments"] and "b2" in state["hv3"]["attachments"]
+        seen["answers"] = ping(l2_lab.vm("b1"), "10.1.1.12")
+        return True
+    migration.live_migrate(l2_lab, "b2", "hv3", made)
+    try:
+        assert seen == {"both": True, "answers": 1}
+        wait_for(lambda: "b2" not in l2_lab.controller_state()["hypervisors"]["hv2"]["attachments"], 10,
+                 "b2 to leave hv2")
+        assert "b2" not in l2_lab.hv("hv2").ovs.sh("ovs-vsctl list-ports br-int").split()
+        assert "b2" in l2_lab.hv("hv3").ovs.sh("ovs-vsctl list-ports br-int").split()
+        assert ping(l2_lab.vm("b1"), "10.1.1.12") == 1
+        assert "10.1.1.12/24" in l2_lab.vm("b2").cmd("ip -4 addr show dev eth0")
+    finally:
+        l2_lab.move_vm("b2", "hv2")
+    assert "10.1.1.12/24" in l2_lab.vm("b2").cmd("ip -4 addr show dev eth0")
+
+
 def test_a_write_with_wait_hv_answers_once_every_hypervisor_holds_it(l2_lab):
     """?wait=hv (OVN's --wait=hv): when the answer comes, every hypervisor of the switch
     already answers ARP for the new binding (bundles confirmed), with no polling."""

@@ -134,3 +134,20 @@ def test_our_flows_request_asks_by_the_app_bits():
     msg.serialize()
     assert (msg.cookie, msg.cookie_mask, msg.table_id) == (0x7077 << 48, 0xFFFF << 48, ofp.OFPTT_ALL)
 
+
+
+def test_a_failover_group_is_added_or_replaces_the_one_the_switch_has():
+    """After a reconnect the switch may hold an older group by the same id: Open vSwitch's
+    add-or-modify command makes it this one either way."""
+    msg = openflow.failover_group_set(DP, 0x107, 7, Table.IN_TRANSIT)
+    msg.serialize()
+    command, group_type, _, group_id = struct.unpack_from("!HBBI", bytes(msg.buf), 8)
+    assert (command, group_type, group_id) == (openflow.OFPGC_ADD_OR_MOD, ofp.OFPGT_FF, 0x107)
+
+
+def test_a_meter_is_added_then_modified_so_an_older_one_is_replaced():
+    add, modify = openflow.meter_set(DP, 3, 100, 20)
+    for m in (add, modify):
+        m.serialize()
+    assert [struct.unpack_from("!HHI", bytes(m.buf), 8) for m in (add, modify)] == [
+        (ofp.OFPMC_ADD, ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, 3), (ofp.OFPMC_MODIFY, ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, 3)]

@@ -81,3 +81,15 @@ def test_a_frame_the_failover_group_punts_for_a_port_still_there_goes_straight_o
     Punts(app).packet_in(net.hypervisors["hv1"], frame_for_vm1())
     [out] = app.sent
     assert [a.port for a in out.actions] == [1]          # vm1's ofport on hv1
+
+
+def test_meters_and_groups_are_set_again_when_their_content_changes_or_the_switch_reconnects():
+    from controller.guard import Guard
+    g = Guard()
+    new, old = g.changes("meter", 1, {3: (100, 20), 4: (50, 10)})
+    assert new == {3: (100, 20), 4: (50, 10)} and not old
+    g.mark_sent("meter", 1, new, ())
+    assert g.changes("meter", 1, {3: (100, 20), 4: (50, 10)}) == ({}, set())
+    assert g.changes("meter", 1, {3: (200, 40)}) == ({3: (200, 40)}, {4})     # a new rate: set again
+    g.forget(1)
+    assert g.changes("meter", 1, {3: (100, 20)}) == ({3: (100, 20)}, set())  # reconnected: all again

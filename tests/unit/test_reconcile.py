@@ -41,6 +41,7 @@ class Lab:
         for hv in self.net.hypervisors.values():
             hv.tunnels = {o: 100 + HVS.index(o) for o in self.net.wanted_tunnels(hv)}
         self.stages = []      # per stage sent: {hv: (flows added, cookies deleted)}
+        self.sent = {}        # cookie -> every flow ever sent (to read a table snapshot back)
 
     def attach(self, hv, vm, converge=True):
         h = self.net.hypervisors[hv]
@@ -64,6 +65,7 @@ class Lab:
         sends = self.conv.converge().sends
         while sends:
             self.stages.append({s.hypervisor: s.update for s in sends})
+            self.sent.update((f.cookie, f) for s in sends for f in s.update.add)
             replies = []
             for s in sends:
                 table = self.tables[s.hypervisor]
