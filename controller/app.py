@@ -38,7 +38,7 @@ from controller.app_hypervisors import HypervisorsSide
 from controller.app_ownership import Ownership
 from controller.events import (
     EventCall, EventLeases, EventReleaseHeld, EventResolveTimeout, EventSyncTimeout, EventTick)
-from controller import mobility, nbdb, security
+from controller import liveness, mobility, nbdb, security
 from controller.membership import Membership
 from controller import openflow
 from controller.connection import Link
@@ -71,8 +71,9 @@ CONF.register_cli_opts([
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
-ECHO_INTERVAL = 0.5    # s between OpenFlow echo requests; after MAX_UNREPLIED_ECHOS unanswered: down
-MAX_UNREPLIED_ECHOS = 3
+ECHO_INTERVAL = liveness.ECHO_INTERVAL   # OpenFlow echoes are ours (controller/liveness.py): os-ken's
+MAX_UNREPLIED_ECHOS = 0                  # own echo loop is off (0), and its send timeout as long as
+SOCKET_TIMEOUT = liveness.BUSY_DEAD_AFTER   # a busy switch may take to read what it was sent
 
 
 class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager.OSKenApp):
@@ -121,6 +122,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
         self._published_at = 0.0     # when the state file and the database reports were last written
         self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
+        self.echoes, self._liveness_queued = liveness.Echoes(), False   # OpenFlow liveness (app_hypervisors.py)
         self._publish_due = False
         self._tunnel_check = set()
         self._flow_stats_buf = {}
@@ -136,6 +138,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         hub.spawn(self._connect_nb)
         hub.spawn(self._ticker)
         hub.spawn(self._round_ticker)
+        self._start_rounds()
         hub.spawn(self._liveness_ticker)
         if self._api_socket:
             api.serve(api.create_api(self, self._api_token), self._api_socket)

@@ -58,6 +58,10 @@ def our_flows_request(dp):
                                       cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
 
 
+def echo_request(dp):
+    return parser.OFPEchoRequest(dp)
+
+
 def role_request(dp, master: bool, generation: int):
     """Master (this controller programs the switch) or slave (it sends nothing and gets no
     packet-ins); the generation id makes a switch refuse an older master."""
