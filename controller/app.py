@@ -123,7 +123,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self._published_at = 0.0     # when the state file and the database reports were last written
         self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
         self.echoes, self._liveness_queued = liveness.Echoes(), False   # OpenFlow liveness (app_hypervisors.py)
-        self._publish_due = False
+        self._publish_due, self._publish_every = False, 0.0   # app_database.py: _publish
         self._tunnel_check = set()
         self._flow_stats_buf = {}
         self.punts = Punts(self)     # packet-ins: ARP, ICMP errors, next hops, held frames, counters
@@ -417,11 +417,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 sends += self.conv.dispatch.fail(s.hypervisor)
                 continue
             self._meters_and_groups(hv, dp, add=True)
-            msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
-            for m in msgs:
-                dp.set_xid(m)
-            self._bundles[(dp.id, s.bundle_id)] = (hv.name, msgs[0].xid, msgs[-1].xid)
-            self.links[dp.id].send(msgs)
+            wire, first, last = openflow.bundle_bytes(dp, s.bundle_id, s.update)   # each flow encoded once
+            self._bundles[(dp.id, s.bundle_id)] = (hv.name, first, last)
+            self.links[dp.id].send([wire])
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
 
     def _meters_and_groups(self, hv, dp, add: bool) -> None:
