@@ -108,7 +108,7 @@ class HypervisorsSide:
         echo requests and are closed when liveness.Echoes calls them dead: either way the
         hypervisor is down."""
         self._liveness_queued = False
-        busy = {self.dpid_of.get(h) for h in self.conv.dispatch.waiting_on()}
+        busy = {self.dpid_of.get(h) for h in self.conv.dispatch.waiting_on() | set(self.conv.rec.requested)}
         ask, dead = self.echoes.tick(ev.at, busy, time.time())
         for dpid in ask:
             self.links[dpid].send([openflow.echo_request(self.datapaths[dpid])])

@@ -36,8 +36,7 @@ class Ownership:
 
     @set_ev_cls(EventLeases)
     def _leases(self, ev):
-        self.members.leases = ev.leases
-        self._ownership()
+        self._ownership()                    # members.leases is already the newest (membership.py)
 
     def _ownership(self):
         """Take up what this controller now owns (master role, then its flows read and

@@ -11,6 +11,8 @@ controller drops it, reads it again, programs it again: a reconnection spiral. H
   switch;
 - a tick the app got to more than BEHIND s after it was posted calls nobody dead: its queue
   was long, and a switch's reply may be waiting to get into it behind the tick;
+- when more than MASS of the switches are silent at once, the cause is this machine or this
+  controller (CPU, its own network), not each of them: nobody is called dead then;
 - a switch is dead when nothing came from it (an echo reply, a bundle's commit reply, any
   message the app handles) for DEAD_AFTER s while an echo request was outstanding; while it
   has updates of ours unconfirmed (it is applying them, and answers after them), for
@@ -24,6 +26,7 @@ ECHO_INTERVAL = 0.5        # s between echo requests to a switch
 DEAD_AFTER = 2.0           # s of silence, an echo outstanding: dead (a hung ovs-vswitchd: ~2 s)
 BUSY_DEAD_AFTER = 30.0     # s of silence while our updates to it are unconfirmed
 BEHIND = 0.5               # s: a tick handled this late judges nobody
+MASS = 0.25                # more than this share of the switches silent at once (and more than 2): judge nobody
 
 
 class Echoes:
@@ -33,6 +36,7 @@ class Echoes:
         self.heard: dict[int, float] = {}       # dpid -> when something last came from it
         self.asked: dict[int, float] = {}       # dpid -> when its oldest unanswered echo was asked
         self.last_ask: dict[int, float] = {}    # dpid -> when an echo was last asked
+        self.mass_silences = 0                  # ticks that judged nobody: too many silent at once
 
     def connected(self, dpid: int, now: float) -> None:
         self.heard[dpid] = now
@@ -64,4 +68,7 @@ class Echoes:
                 ask.append(dpid)
                 self.last_ask[dpid] = now
                 self.asked.setdefault(dpid, now)
+        if len(dead) > max(2, MASS * len(self.heard)):
+            self.mass_silences += 1
+            return ask, []
         return ask, dead

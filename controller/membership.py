@@ -117,7 +117,8 @@ class Membership:
             if took > cluster.LEASE - cluster.MARGIN - cluster.RENEW:
                 LOG.warning("membership: a round took %.2f s from its read to its write: leases now for %.1f s",
                             took, self.lease_length())
-            self.on_leases(leases)
+            self.leases = leases          # here, not through the app's queue: an app that is behind
+            self.on_leases(leases)        # would otherwise put back leases older than the last read
 
     def _write(self, txn, tables, d: cluster.Decision, now: float) -> dict[str, cluster.Lease]:
         me = next((r for r in tables["Controller"].rows.values() if r.name == self.name), None)

@@ -68,3 +68,16 @@ def test_a_tick_handled_late_asks_but_calls_nobody_dead():
     e.tick(0.0)
     assert e.tick(5.0, handled=5.0 + BEHIND + 0.1) == ([1], [])      # its reply may wait behind the tick
     assert e.tick(5.1, handled=5.1) == ([], [1])
+
+
+def test_many_switches_silent_at_once_is_this_machine_not_each_switch():
+    e = Echoes()
+    for d in range(1, 9):
+        e.connected(d, 0.0)
+    e.tick(0.0)
+    for d in range(1, 6):                    # 5 of 8 answer, 3 do not: more than a quarter
+        e.heard_from(d, 0.1)
+    assert e.tick(2.5)[1] == [] and e.mass_silences == 1
+    for d in range(1, 8):                    # then only one stays silent: it is dead
+        e.heard_from(d, 2.6)
+    assert e.tick(2.7)[1] == [8]
