@@ -72,6 +72,7 @@ SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hyperviso
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
 ECHO_INTERVAL = liveness.ECHO_INTERVAL   # OpenFlow echoes are ours (controller/liveness.py): os-ken's
+EVENT_QUEUE = 100_000    # events the app's queue holds before a sender waits
 MAX_UNREPLIED_ECHOS = 0                  # own echo loop is off (0), and its send timeout as long as
 SOCKET_TIMEOUT = liveness.BUSY_DEAD_AFTER   # a busy switch may take to read what it was sent
 
@@ -81,6 +82,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # os-ken's queue holds 128 events; a switch's receiving thread that finds it full waits,
+        # and answers none of that switch's echo requests meanwhile (OVS drops it after 10 s)
+        self.events, self._events_sem = hub.Queue(EVENT_QUEUE), hub.BoundedSemaphore(EVENT_QUEUE)
         self.net = Network()
         self.server = None
         if not CONF.nb:

@@ -49,9 +49,10 @@ class Membership:
     def _rounds(self, hypervisors, ready):
         while True:
             started = time.monotonic()
-            if started - self._last_round > 2 * cluster.RENEW:
-                LOG.warning("membership: rounds %.2f s apart (every %.2f s wanted)", started - self._last_round,
-                            cluster.RENEW)
+            if started - self._last_round > 2 * cluster.RENEW:         # this thread starved: slow too
+                self._rounds_took.append((time.time(), started - self._last_round))
+                LOG.warning("membership: rounds %.2f s apart (every %.2f s wanted): leases now for %.1f s",
+                            started - self._last_round, cluster.RENEW, self.lease_length())
             self._last_round = started
             if ready():
                 try:
@@ -91,7 +92,8 @@ class Membership:
         return lease.generation if lease else 0
 
     def lease_length(self) -> float:
-        return cluster.lease_length(s for _, s in self._rounds_took)
+        alone = not self.live() - {self.name}
+        return cluster.lease_length((s for _, s in self._rounds_took), alone)
 
     def live(self, now: float | None = None) -> set[str]:
         return cluster.live(self.registered, time.time() if now is None else now)

@@ -68,3 +68,8 @@ def test_a_slow_round_lengthens_the_leases_it_writes_within_bounds():
     assert lease_length([]) == LEASE and lease_length([0.05, 0.1]) == LEASE
     assert lease_length([0.1, 1.5]) == 4.5                  # renewals land before the lease ends
     assert lease_length([60.0]) == LEASE_MAX                # a stuck controller does not hold them for long
+
+
+def test_a_controller_alone_writes_a_longer_lease():
+    from controller.cluster import ALONE_LEASE, LEASE_MAX, lease_length
+    assert lease_length([], alone=True) == ALONE_LEASE and lease_length([5.0], alone=True) == LEASE_MAX
