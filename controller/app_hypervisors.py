@@ -111,11 +111,13 @@ class HypervisorsSide:
         busy = {self.dpid_of.get(h) for h in self.conv.dispatch.waiting_on() | set(self.conv.rec.requested)}
         ask, dead = self.echoes.tick(ev.at, busy, time.time())
         for dpid in ask:
-            self.links[dpid].send([openflow.echo_request(self.datapaths[dpid])])
+            if dpid in self.links:
+                self.links[dpid].send([openflow.echo_request(self.datapaths[dpid])])
         for dpid in dead:
             LOG.warning("OpenFlow: %016x silent for %.1f s: closed", dpid, ev.at - self.echoes.heard[dpid])
             self.echoes.gone(dpid)
-            hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
+            if dpid in self.datapaths:
+                hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
         self._unconfirmed(ev.at)
         changed, self.realized_now = False, self.conv.dispatch.realized
         for hv in self.net.hypervisors.values():
