@@ -41,6 +41,9 @@ def ovs_env(rundir: str | os.PathLike) -> dict[str, str]:
     return {"OVS_RUNDIR": d, "OVS_DBDIR": d, "OVS_LOGDIR": d, "OVS_SYSCONFDIR": d}
 
 
+EMULATED_PROBE_MS = 30_000      # the emulated hypervisors' inactivity probe and bundle idle timeout
+
+
 @dataclasses.dataclass
 class HypervisorOVS:
     name: str
@@ -118,6 +121,11 @@ class HypervisorOVS:
             config += ["--", *p.vsctl_args()]
         return config
 
+    # Hundreds of emulated hypervisors share this machine's cores with the controller: a
+    # switch (or the controller) may go seconds without being scheduled. OVS's defaults (an
+    # idle controller connection probed after 5 s and dropped 5 s later; a bundle whose next
+    # message takes 10 s discarded) then drop a controller that is only slow. A hypervisor
+    # with cores of its own keeps the defaults (the lab's).
     def emulated_script(self, ports: Sequence["VmPort"] = (), max_backoff_ms: int = 1000) -> str:
         """Shell for an emulated hypervisor (the scale bench): the same database, br-int and
         VM ports' external_ids as the lab's, under the controller from the start (retrying
@@ -126,7 +134,8 @@ class HypervisorOVS:
         device, no VM behind it) and there is no uplink (nothing crosses an underlay)."""
         vtep = f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}"
         config = [*self.br_int_config(ports), "--", f"set-controller br-int {self.controller}",
-                  "--", f"set controller br-int max_backoff={max_backoff_ms}"]
+                  "--", f"set controller br-int max_backoff={max_backoff_ms} inactivity_probe={EMULATED_PROBE_MS}",
+                  "--", f"set Open_vSwitch . other_config:bundle-idle-timeout={EMULATED_PROBE_MS // 1000}"]
         return (self.database_script([vtep], config)
                 + " && ovs-vswitchd --enable-dummy=system --pidfile --log-file --detach --no-chdir -vconsole:err")
 

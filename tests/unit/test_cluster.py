@@ -82,3 +82,16 @@ def test_the_newest_view_of_each_lease_wins_whatever_order_they_come_in():
     claimed, released = Lease("c2", 11.0, 3), Lease("", 12.0, 2)
     assert newest(read, {"hv1": claimed})["hv1"] == claimed          # a claim: a higher generation
     assert newest(read, {"hv1": released})["hv1"] == released        # a release: the owner emptied
+
+
+def test_a_slow_round_lengthens_the_leases_it_writes_within_bounds():
+    from controller.cluster import LEASE_MAX, lease_length
+    assert lease_length([]) == LEASE and lease_length([0.05, 0.1]) == LEASE
+    assert lease_length([0.1, 1.5]) == 4.5                  # renewals land before the lease ends
+    assert lease_length([60.0]) == LEASE_MAX                # a stuck controller does not hold them for long
+
+
+def test_a_controller_alone_writes_a_longer_lease():
+    from controller.cluster import ALONE_LEASE, ALONE_LEASE_MAX, lease_length
+    assert lease_length([], alone=True) == ALONE_LEASE and lease_length([5.0], alone=True) == 15.0
+    assert lease_length([20.0], alone=True) == ALONE_LEASE_MAX
