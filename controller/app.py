@@ -11,6 +11,11 @@ flows are known by cookie; nothing is ever flushed). What it learns (bindings fr
 hypervisors, port status) it writes back to the database, off its own thread. The
 northbound REST API (controller/api.py) runs in its own thread and reaches the model only
 through EventCall: the app's thread runs the request and hands back the answer.
+
+The app is one class in four files: this one (start, the API's calls, OpenFlow, sending
+what the convergence decides), controller/app_database.py (intent in, reports out),
+controller/app_hypervisors.py (each hypervisor's OVSDB, liveness) and
+controller/app_ownership.py (several controllers: leases and OpenFlow roles).
 """
 from __future__ import annotations
 
@@ -26,21 +31,22 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
-from ovsdbapp import exceptions as ovsdb_exceptions
 
 from controller import api
+from controller.app_database import DatabaseSide
+from controller.app_hypervisors import HypervisorsSide
+from controller.app_ownership import Ownership
 from controller.events import (
-    EventNbChanged, EventTick, EventRound, EventLeases, EventLearnedChanged, EventOvsdbChanged,
-    EventOvsdbFailed, EventSyncTimeout, EventLiveness, EventTunnelsDone, EventCall, EventReleaseHeld, EventResolveTimeout)
-from controller import cluster, mobility, nbdb, report, security
+    EventCall, EventLeases, EventReleaseHeld, EventResolveTimeout, EventSyncTimeout, EventTick)
+from controller import mobility, nbdb, security
 from controller.membership import Membership
 from controller import openflow
-from controller.connection import Link, OvsdbWorker
+from controller.connection import Link
 from controller.convergence import Actions, Convergence
 from controller.flows import Flow
-from controller.northbound import Conflict, NoAnswer
-from controller.model import IFACE_ID, Hypervisor, Network
-from controller.ovsdb import HypervisorDB, use_ssl
+from controller.northbound import NoAnswer
+from controller.model import Hypervisor, Network
+from controller.ovsdb import use_ssl
 from controller.punts import LINK_GRACE, Punts
 from controller.tables import Table
 
@@ -65,13 +71,11 @@ CONF.register_cli_opts([
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
-LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
-PUBLISH_INTERVAL = 0.1  # s: the state file and the database's reports, at most this often
 ECHO_INTERVAL = 0.5    # s between OpenFlow echo requests; after MAX_UNREPLIED_ECHOS unanswered: down
 MAX_UNREPLIED_ECHOS = 3
 
 
-class PacketwalkController(app_manager.OSKenApp):
+class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
     def __init__(self, *args, **kwargs):
@@ -139,6 +143,7 @@ class PacketwalkController(app_manager.OSKenApp):
         return thread
 
     # --- northbound API (its handlers run in uvicorn's threads) ---------------------------
+
     def call(self, fn):
         """Run fn(self) in the app's thread; its result, or its exception, here."""
         future = concurrent.futures.Future()
@@ -185,148 +190,11 @@ class PacketwalkController(app_manager.OSKenApp):
             self.server.stop()
         super().stop()
 
-    # --- the controller's database ---------------------------------------------------------
-    def _connect_nb(self):
-        self.nb.connect()
-        self.nb.ensure_global()
-        LOG.info("database: connected to %s", self.nb.remote)
-        self._nb_changed()
-
-    def _nb_changed(self, table=None):
-        """Called from the IDL's thread: coalesce into one event for the app's thread."""
-        if table == "Learned_Binding" and self.intent_read:
-            with self._lock:
-                if self._learned_dirty:
-                    return
-                self._learned_dirty = True
-            self.send_event(self.name, EventLearnedChanged())
-            return
-        if table in nbdb.LEARNED_TABLES and self.intent_read:
-            return                   # reports and leases: read where they are used
-        with self._lock:
-            if self._nb_dirty:
-                return
-            self._nb_dirty = True
-        self.send_event(self.name, EventNbChanged())
-
-    @set_ev_cls(EventNbChanged)
-    def _on_nb(self, ev):
-        with self._lock:
-            self._nb_dirty = False
-        self.sync_intent()
-
-    def sync_intent(self) -> None:
-        """Make the model follow the database's intent (and, on the first read, the learned
-        bindings it holds), then converge. Cheap when nothing changed."""
-        if not self.nb.connected.is_set():
-            return
-        snap = self.nb.read()
-        intent = nbdb.checked_intent(snap["intent"])
-        first = not self.intent_read
-        self.generation = snap["generation"]
-        if intent == self.net.intent and not first:
-            return
-        LOG.info("intent (generation %d): %d switches, %d ports, %d routers, %d static bindings",
-                 self.generation, len(intent.switches), len(intent.ports), len(intent.routers),
-                 len(intent.static_bindings))
-        self.net.set_intent(intent)
-        if first:
-            self.net.restore_learned(snap["learned_bindings"])
-            LOG.info("database: %d learned bindings restored", len(self.net.learned))
-            self.intent_read = True
-        self._converge()
-
-    def write_intent(self, edit, exact: bool = False):
-        """An API write (in the API's thread): one transaction, then the model follows."""
-        if not self.nb.connected.is_set():
-            raise NoAnswer(f"the controller's database {self.nb.remote} is unreachable")
-        try:
-            result = self.nb.change_intent(edit, exact)
-        except ovsdb_exceptions.TimeoutException:
-            raise NoAnswer(f"the controller's database {self.nb.remote} did not confirm the write in time "
-                           "(a cluster electing its leader?): it may not have been made; try again") from None
-        except RuntimeError as e:
-            if "constraint violation" in str(e) or "referential" in str(e):
-                raise Conflict(f"another writer got there first: {str(e).split(': ', 1)[-1]}") from None
-            raise NoAnswer(f"the controller's database: {e}") from None
-        self.call(lambda c: c.sync_intent())
-        return result
-
-    def forget_learned(self, vni: int, ip: str) -> bool:
-        if not self.net.forget_learned(vni, ip):
-            return False
-        self._converge()
-        return True
-
+    # --- every second: timers, the database's reachability, counters ----------------------
     def _ticker(self):
         while True:
             hub.sleep(1.0)
             self.send_event(self.name, EventTick())
-
-    # --- several controllers: ownership of hypervisors (controller/cluster.py) ---------------
-    def _round_ticker(self):
-        while True:
-            hub.sleep(cluster.RENEW)
-            self.send_event(self.name, EventRound())
-
-    @set_ev_cls(EventRound)
-    def _round(self, ev):
-        if self.intent_read and self.nb.connected.is_set():
-            try:
-                self.members.round(set(self.net.hypervisors))
-            except Exception as e:            # the database away: leases run out, others take over
-                LOG.info("membership: no round (%s)", e)
-        self._ownership()
-
-    @set_ev_cls(EventLeases)
-    def _leases(self, ev):
-        self.members.leases = ev.leases
-        self._ownership()
-
-    def _ownership(self):
-        """Take up what this controller now owns (master role, then its flows read and
-        converged by difference: nothing is sent if nothing changed) and let go of what it
-        no longer owns (sending stops before its lease ends; the next owner's master role
-        makes this one a slave)."""
-        now = self.members.owned()
-        gained, lost = now - self.owned, self.owned - now
-        if not gained and not lost:
-            return
-        self.owned = now
-        for name in sorted(lost):
-            LOG.warning("hypervisor %s: no longer ours (owner now: %s)", name, self.members.owner(name) or "none")
-            self._send(self.conv.forget(name))
-        for name in sorted(gained):
-            hv = self.net.hypervisors.get(name)
-            LOG.info("hypervisor %s: ours now (role generation %d)", name, self.members.generation(name))
-            self._tunnel_check.add(name)
-            if hv is not None:
-                self._role(hv)
-                if self._dp(hv) is not None:
-                    self._reread(hv, "owned now")
-        self._converge()
-
-    def _role(self, hv: Hypervisor) -> None:
-        """Ask hv's switch for the role this controller has: master if it owns hv (with the
-        lease's generation id: a switch refuses an older master), else slave (no packet-ins,
-        no writes)."""
-        dp = self._dp(hv)
-        if dp is None:
-            return
-        want = ("master" if hv.name in self.owned else "slave", self.members.generation(hv.name))
-        if self._roles.get(dp.id) != want:
-            self._roles[dp.id] = want
-            self.links[dp.id].send([openflow.role_request(dp, want[0] == "master", want[1])])
-
-    @set_ev_cls(EventLearnedChanged)
-    def _learned_changed(self, ev):
-        """Another controller learned (or forgot) a binding: the database says so."""
-        with self._lock:
-            self._learned_dirty = False
-        others = {a.lport for h in self.net.hypervisors.values() if h.name not in self.owned
-                  and self.members.owner(h.name) for a in h.attachments.values()}
-        if others and self.net.merge_learned(self.nb.read()["learned_bindings"], others):
-            self._converge()
 
     @set_ev_cls(EventTick)
     def _tick(self, ev):
@@ -339,36 +207,6 @@ class PacketwalkController(app_manager.OSKenApp):
         self._ticks += 1
         if self._ticks % 2 == 0:
             self.punts.read_drop_counters()
-
-    def _watch_nb(self):
-        """Say once that the database went away (the data plane keeps what it has, writes
-        answer 504) and once that it is back (the IDL re-reads it; the model follows)."""
-        up = self.nb.idl.is_connected()
-        if self.nb.connected.is_set() and up != self._nb_up:
-            if up:
-                LOG.warning("database %s: reachable again", self.nb.remote)
-                self._nb_changed()
-            else:
-                LOG.warning("database %s: lost; forwarding goes on as it is; retrying until it answers",
-                            self.nb.remote)
-            self._nb_up = up
-
-    def _port_realized(self, lport: str) -> bool:
-        """A port is up once the change that attached it is confirmed everywhere it touches."""
-        d = self.conv.dispatch
-        return self.port_gen.setdefault(lport, d.generation) <= d.realized
-
-    def _report(self):
-        """Hand the database what this controller knows of the hypervisors it owns (written
-        off this thread): their rows, their ports' status, and the bindings it learned (of
-        ports on its hypervisors, or on none). Other controllers report the rest."""
-        attached = self.net.attached_ports()
-        for lport in [p for p in self.port_gen if p not in attached]:
-            del self.port_gen[lport]
-        view = report.database_view(self.net, self.owned, self.members.owner, self._port_realized)
-        if view != self._reported:
-            self._reported = view
-            self.reporter.report(report.stamped(view, int(time.time() * 1000)))
 
     # --- OpenFlow -------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -391,14 +229,7 @@ class PacketwalkController(app_manager.OSKenApp):
         else:
             self.links[dp.id].send([openflow.our_flows_request(dp)])
         self.links[dp.id].send([openflow.packet_ins_wanted(dp)])
-        address = dp.address[0]
-        if address not in self.dbs:
-            worker = self.workers[address] = OvsdbWorker(
-                HypervisorDB(address, lambda a=address: self.workers[a].read(), scheme=self.ovsdb_scheme),
-                lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
-                lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
-            self.dbs[address] = worker.db
-            worker.start()
+        self._open_ovsdb(dp.address[0])
 
     def _reread(self, hv: Hypervisor, why: str) -> None:
         """Read what hv's br-int holds again (reconnect, or an update it refused), then
@@ -504,90 +335,6 @@ class PacketwalkController(app_manager.OSKenApp):
             for wait in (LINK_GRACE, 2 * LINK_GRACE):
                 hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
 
-    # --- OVSDB ------------------------------------------------------------------------------
-    @set_ev_cls(EventOvsdbFailed)
-    def _on_ovsdb_failed(self, ev):
-        LOG.error("%s", ev.error)
-        self.dbs.pop(ev.address, None)          # the next OpenFlow connection tries again
-        self.workers.pop(ev.address, None)
-
-    @set_ev_cls(EventOvsdbChanged)
-    def _on_ovsdb(self, ev):
-        db, snap = self.dbs.get(ev.address), ev.snap
-        if db is None:
-            return
-        if not snap.system_id:
-            LOG.warning("OVSDB %s: Open_vSwitch external_ids:system-id is not set: ignored", ev.address)
-            return
-        hv = self.net.hypervisors.get(snap.system_id)
-        if hv is None:
-            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
-            LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
-        hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
-        if self.dpid_of.get(hv.name) != snap.dpid:
-            self.hv_by_dpid.pop(self.dpid_of.get(hv.name), None)
-            self.dpid_of[hv.name] = snap.dpid
-            self.hv_by_dpid[snap.dpid] = hv.name
-        if snap.dpid in self._read:
-            cookies = self._read.pop(snap.dpid)
-            if hv.name in self.owned:
-                self.conv.read(hv.name, cookies)
-        self._role(hv)
-        hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
-        self._tunnel_check.add(hv.name)
-        interfaces, tunnels, state = snap.split(IFACE_ID)
-        before = mobility.locations(self.net)
-        self.net.set_interfaces(hv, interfaces, time.time())
-        if self.net.moves.observe(before, mobility.locations(self.net), time.time()):
-            LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
-        hv.tunnels, hv.tunnel_state = tunnels, state
-        self._log_unbound(hv)
-        self._converge()
-
-    def _log_unbound(self, hv):
-        for name, iface_id in self.net.unbound(hv).items():
-            if self._unbound.get((hv.name, name)) != iface_id:
-                LOG.warning("%s: interface %s names logical port %r, which intent does not have: not attached "
-                            "(until that port is created)", hv.name, name, iface_id)
-                self._unbound[(hv.name, name)] = iface_id
-
-    def _tunnels_done(self, hv: str, error) -> None:
-        """Called from a worker's thread: an event for the app's."""
-        self.send_event(self.name, EventTunnelsDone(hv, error))
-
-    @set_ev_cls(EventTunnelsDone)
-    def _on_tunnels_done(self, ev):
-        if ev.error is not None:
-            LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor, ev.error)
-            self.conv.tunnels_failed(ev.hypervisor)
-
-    # --- liveness ---------------------------------------------------------------------------
-    def _liveness_ticker(self):
-        while True:
-            hub.sleep(LIVENESS_TICK)
-            self.send_event(self.name, EventLiveness())
-
-    @set_ev_cls(EventLiveness)
-    def _liveness(self, ev):
-        """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
-        unanswered (os-ken then drops the connection): either way the hypervisor is down."""
-        changed, self.realized_now = False, self.conv.dispatch.realized
-        for hv in self.net.hypervisors.values():
-            db = self.dbs.get(hv.address)
-            connected = bool(db and db.connected)
-            if connected != hv.ovsdb_connected:
-                LOG.warning("OVSDB: %s %s", hv.name, "back" if connected else "lost")
-                hv.ovsdb_connected, changed = connected, True
-                if connected:
-                    self.workers[hv.address].read()
-        if changed:
-            self._converge()
-        elif self._publish_due:
-            self._publish()
-
-    def _alive(self, hv: Hypervisor) -> bool:
-        return hv.ovsdb_connected and self.dpid_of.get(hv.name) in self.datapaths
-
     # --- wanted state -----------------------------------------------------------------------
     @set_ev_cls(EventSyncTimeout)
     def _sync_timeout(self, ev):
@@ -643,17 +390,6 @@ class PacketwalkController(app_manager.OSKenApp):
         self.punts.release_resolved()
         self._release_held()
         self._publish()
-
-    def _publish(self, force: bool = False) -> None:
-        """The state file and the database's reports (both O(network)): at once if the last
-        were written more than PUBLISH_INTERVAL ago, else on the next liveness tick."""
-        self.realized_now = self.conv.dispatch.realized
-        if force or time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
-            self._published_at, self._publish_due = time.monotonic(), False
-            self._report()
-            self._write_state()
-        else:
-            self._publish_due = True
 
     def _act(self, actions: Actions) -> None:
         """Do what the convergence says: tunnel ports to the OVSDB workers, bundles to the links."""
@@ -720,13 +456,3 @@ class PacketwalkController(app_manager.OSKenApp):
         """The hypervisor whose br-int has this datapath ID (known by system-id, not address)."""
         name = self.hv_by_dpid.get(dpid)
         return self.net.hypervisors.get(name) if name else None
-
-    def _write_state(self):
-        if not CONF.state_file:
-            return
-        installed = {h: len(self.conv.rec.installed(h) or ()) for h in self.net.hypervisors}
-        report.write_json(CONF.state_file, {
-            **report.state_dict(self.net, self.flow_mods, installed), "realized": self.realized(),
-            "controller": CONF.controller_name, "owned": sorted(self.owned),
-            "owners": {h: self.members.owner(h) for h in self.net.hypervisors},
-            "port_security": self.guard.counters(), "packet_ins_refused": self.guard.refused_packet_ins()})

@@ -16,7 +16,7 @@ import threading
 import time
 
 from controller import cluster
-from controller.nbdb import NbClient, _Run
+from controller.nbdb import NbClient
 
 LOG = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ class Membership:
         return d
 
     def read(self) -> tuple[dict[str, float], dict[str, cluster.Lease]]:
-        def fn(txn, t):
+        def fn(t):
             regs = {r.name: r.renewed / 1000 for r in t["Controller"].rows.values()}
             leases = {r.name: cluster.Lease(r.controller, r.lease_until / 1000, r.role_generation)
                       for r in t["Hypervisor"].rows.values()}
             return regs, leases
-        return _Run(self.nb.api, fn, read_only=True).execute(check_error=True)
+        return self.nb.look(fn)
 
     def owned(self, now: float | None = None) -> set[str]:
         return cluster.owned(self.name, self.leases, time.time() if now is None else now)

@@ -194,7 +194,11 @@ class NbClient:
     # --- reading -------------------------------------------------------------------------
     def read(self) -> dict:
         """A consistent snapshot: intent (as a dict, unchecked), generation, learned rows."""
-        return _Run(self.api, lambda txn, t: snapshot(t), read_only=True).execute(check_error=True)
+        return self.look(lambda t: snapshot(t))
+
+    def look(self, fn):
+        """fn(tables) in the IDL's thread, reading one consistent state; its result."""
+        return _Run(self.api, lambda txn, t: fn(t), read_only=True).execute(check_error=True)
 
     # --- writing -------------------------------------------------------------------------
     def change_intent(self, edit, exact: bool = False) -> tuple[Intent, dict]:

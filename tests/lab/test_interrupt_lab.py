@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,38 +17,26 @@ pytestmark = pytest.mark.root
 PACKETWALK = [sys.executable, "-m", "packetwalk.cli"]
 
 
-PF_KTHREAD = 0x00200000     # a kernel thread: in every mount namespace that is the host's
-
-
-def our_processes() -> set[str]:
-    """User processes in this mount namespace (the isolated lab's, or the host's when the suite
-    runs unisolated as in CI) other than this one and its ancestors."""
-    mine = os.readlink("/proc/self/ns/mnt")
-    keep, pid = {1}, os.getpid()        # (pid 1: this run's own init when run in a pid namespace)
-    while pid > 1:
-        keep.add(pid)
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        pid = int(stat[stat.rindex(")") + 2:].split()[1])
-    found = set()
+def left_running(mark: bytes) -> list[str]:
+    """Processes that carry `mark` in their environment: whatever the lab started, and what
+    those started (environments are inherited, daemons' too), and nothing else on the host."""
+    found = []
     for p in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if int(p) in keep or os.readlink(f"/proc/{p}/ns/mnt") != mine:
-                continue
-            with open(f"/proc/{p}/stat") as f:
-                stat = f.read()
+            environ = Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{p}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()        # state ppid pgrp session tty tpgid flags
-        if fields[0] != "Z" and not int(fields[6]) & PF_KTHREAD:
-            found.add(f"{stat[stat.index('(') + 1:stat.rindex(')')]}[{p}]")
+        if mark in environ and stat[stat.rindex(")") + 2] != "Z":
+            found.append(f"{stat[stat.index('(') + 1:stat.rindex(')')]}[{p}]")
     return found
 
 
 def interrupt_at(marker: str, signals: list[int], check: str = "underlay") -> dict:
     """Start a lab, send `signals` (0.3 s apart) once stderr shows `marker`; what it left."""
-    before = our_processes()            # the host's own (unisolated runs): not the lab's
-    proc = subprocess.Popen(PACKETWALK + ["lab", "--test", check], stderr=subprocess.PIPE, text=True)
+    mark = f"PW_INTERRUPT_TEST={uuid.uuid4()}"
+    proc = subprocess.Popen(PACKETWALK + ["lab", "--test", check], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **dict([mark.split("=")])})
     lines = []
     for line in proc.stderr:
         lines.append(line)
@@ -59,7 +49,7 @@ def interrupt_at(marker: str, signals: list[int], check: str = "underlay") -> di
     err = "".join(lines) + proc.stderr.read()
     rc = proc.wait(60)
     return {"rc": rc, "stderr": err, "namespaces": cleanup.our_netns(), "links": cleanup.our_links(),
-            "processes": sorted(our_processes() - before)}
+            "processes": left_running(mark.encode())}
 
 
 @pytest.mark.parametrize("marker,signals,rc", [

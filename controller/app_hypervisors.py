@@ -1,0 +1,119 @@
+"""The hypervisors' OVSDB as the controller app sees it (who each is, its ports and tunnels), and
+their liveness (OVSDB probes; OpenFlow echoes are os-ken's).
+
+A mixin of controller.app.PacketwalkController (os-ken finds the handlers on the app's class).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from os_ken.controller.handler import set_ev_cls
+from os_ken.lib import hub
+
+from controller import mobility
+from controller.connection import OvsdbWorker
+from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventTunnelsDone
+from controller.model import IFACE_ID, Hypervisor
+from controller.ovsdb import HypervisorDB
+
+LOG = logging.getLogger("packetwalk.controller")
+LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
+
+
+class HypervisorsSide:
+    """Each hypervisor's OVSDB session (controller/connection.py OvsdbWorker) and its state."""
+
+    def _open_ovsdb(self, address: str) -> None:
+        """A switch connected from `address`: open its OVSDB (once), in a worker thread of
+        its own; what it reads comes back as events."""
+        if address in self.dbs:
+            return
+        worker = self.workers[address] = OvsdbWorker(
+            HypervisorDB(address, lambda a=address: self.workers[a].read(), scheme=self.ovsdb_scheme),
+            lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
+            lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
+        self.dbs[address] = worker.db
+        worker.start()
+
+    @set_ev_cls(EventOvsdbFailed)
+    def _on_ovsdb_failed(self, ev):
+        LOG.error("%s", ev.error)
+        self.dbs.pop(ev.address, None)          # the next OpenFlow connection tries again
+        self.workers.pop(ev.address, None)
+
+    @set_ev_cls(EventOvsdbChanged)
+    def _on_ovsdb(self, ev):
+        db, snap = self.dbs.get(ev.address), ev.snap
+        if db is None:
+            return
+        if not snap.system_id:
+            LOG.warning("OVSDB %s: Open_vSwitch external_ids:system-id is not set: ignored", ev.address)
+            return
+        hv = self.net.hypervisors.get(snap.system_id)
+        if hv is None:
+            hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
+            LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
+        hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
+        if self.dpid_of.get(hv.name) != snap.dpid:
+            self.hv_by_dpid.pop(self.dpid_of.get(hv.name), None)
+            self.dpid_of[hv.name] = snap.dpid
+            self.hv_by_dpid[snap.dpid] = hv.name
+        if snap.dpid in self._read:
+            cookies = self._read.pop(snap.dpid)
+            if hv.name in self.owned:
+                self.conv.read(hv.name, cookies)
+        self._role(hv)
+        hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
+        self._tunnel_check.add(hv.name)
+        interfaces, tunnels, state = snap.split(IFACE_ID)
+        before = mobility.locations(self.net)
+        self.net.set_interfaces(hv, interfaces, time.time())
+        if self.net.moves.observe(before, mobility.locations(self.net), time.time()):
+            LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
+        hv.tunnels, hv.tunnel_state = tunnels, state
+        self._log_unbound(hv)
+        self._converge()
+
+    def _log_unbound(self, hv):
+        for name, iface_id in self.net.unbound(hv).items():
+            if self._unbound.get((hv.name, name)) != iface_id:
+                LOG.warning("%s: interface %s names logical port %r, which intent does not have: not attached "
+                            "(until that port is created)", hv.name, name, iface_id)
+                self._unbound[(hv.name, name)] = iface_id
+
+    def _tunnels_done(self, hv: str, error) -> None:
+        """Called from a worker's thread: an event for the app's."""
+        self.send_event(self.name, EventTunnelsDone(hv, error))
+
+    @set_ev_cls(EventTunnelsDone)
+    def _on_tunnels_done(self, ev):
+        if ev.error is not None:
+            LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor, ev.error)
+            self.conv.tunnels_failed(ev.hypervisor)
+
+    def _liveness_ticker(self):
+        while True:
+            hub.sleep(LIVENESS_TICK)
+            self.send_event(self.name, EventLiveness())
+
+    @set_ev_cls(EventLiveness)
+    def _liveness(self, ev):
+        """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
+        unanswered (os-ken then drops the connection): either way the hypervisor is down."""
+        changed, self.realized_now = False, self.conv.dispatch.realized
+        for hv in self.net.hypervisors.values():
+            db = self.dbs.get(hv.address)
+            connected = bool(db and db.connected)
+            if connected != hv.ovsdb_connected:
+                LOG.warning("OVSDB: %s %s", hv.name, "back" if connected else "lost")
+                hv.ovsdb_connected, changed = connected, True
+                if connected:
+                    self.workers[hv.address].read()
+        if changed:
+            self._converge()
+        elif self._publish_due:
+            self._publish()
+
+    def _alive(self, hv: Hypervisor) -> bool:
+        return hv.ovsdb_connected and self.dpid_of.get(hv.name) in self.datapaths
