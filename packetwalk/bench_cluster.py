@@ -39,11 +39,12 @@ from dataplane.fleet import Fleet, Member
 from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
 from mininet_topos import cleanup, readiness
 from mininet_topos.checks_cluster import TAKEOVER_TARGET
-from mininet_topos.lab import wait_for
+from mininet_topos.lab import LabError, wait_for
 from mininet_topos.topology import intent_dict, parse_topology
 from packetwalk import bench_scale
-from packetwalk.bench import figure
+from packetwalk.bench import figure, not_measured
 from packetwalk.bench_scale import ScaleError
+from packetwalk.show import ShowError, request
 
 SIZES, QUICK = bench_scale.SIZES, bench_scale.QUICK
 CONTROLLERS = (1, 3)
@@ -72,6 +73,13 @@ class Node(bench_scale.Controller):
         self.pid = self.proc.pid
         self.started = [(self.pid, Path(sys.executable).name, start_time(self.pid))]
         cleanup.Manifest(rundir).add_pid(self.pid, Path(sys.executable).name)
+
+    def call(self, method: str, path: str, body=None, timeout: float = 10.0):
+        """Its API; a controller too busy to answer within `timeout` s is asked again later."""
+        try:
+            return request(self.api, method, "/v1" + path, body, timeout=timeout)
+        except ShowError as e:
+            raise ScaleError(f"{self.name}'s API: {method} {path}: {e}") from None
 
     def serving(self) -> bool:
         """Its OpenFlow port and its API both answer."""
@@ -207,10 +215,10 @@ def measure(hypervisors: int, vms: int, controllers: int, progress, quiet: float
         nodes.append(Node(RUNDIR, 1, "127.0.0.1", db.remote))     # where no hypervisor reaches it
         wait_for(nodes[0].serving, 60, "the controller to serve its API")
         t0 = time.monotonic()
-        nodes[0].call("PUT", "/intent", intent_dict(topo))
+        nodes[0].call("PUT", "/intent", intent_dict(topo), timeout=120)
         intent_s = time.monotonic() - t0
         nodes.pop().stop()
-        progress(f"{size}: starting {hypervisors} emulated hypervisors, each with {controllers} controller targets")
+        progress(f"{size}: starting {hypervisors} emulated hypervisors, each with {controllers} controller target{'s' if controllers > 1 else ''}")
         fleet.start()
         load = os.getloadavg()[0]
         progress(f"{size}: the controllers start; timing until every hypervisor is owned and holds its flows")
@@ -324,9 +332,20 @@ def run(quick: bool, progress) -> dict:
     out = {}
     for hypervisors, vms in sizes:
         for n in CONTROLLERS:
-            r = measure(hypervisors, vms, n, progress, quiet=0.3 if quick else 1.0)
+            try:
+                r = measure(hypervisors, vms, n, progress, quiet=0.3 if quick else 1.0)
+            except LabError as e:          # this size did not come up: said, and the next is tried
+                progress(f"scale {hypervisors}x{vms}, {n} controllers: not measured: {e}")
+                at = {"hypervisors": hypervisors, "vms": vms, "controllers": n}
+                for metric, unit in METRICS:
+                    out.update(not_measured(f"{metric}@{hypervisors}x{vms}/{n}ctl", unit, at, e))
+                continue
             out.update(figures(r, largest=(hypervisors, vms) == sizes[-1]))
     return out
+
+
+METRICS = (("busiest_controller_hvs", "hypervisors"), ("cold_s", "s"), ("cpu_cold_s", "s"), ("peak_memory_mb", "MB"),
+           ("failover_s", "s"), ("takeover_flow_mods", "flow-mods"), ("new_master_on_switch", "hypervisors"))
 
 
 def figures(r: dict, largest: bool) -> dict:
