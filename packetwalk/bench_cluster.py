@@ -346,11 +346,18 @@ def run(quick: bool, progress) -> dict:
                 r = measure(hypervisors, vms, n, progress, quiet=0.3 if quick else 1.0)
             except LabError as e:          # this size did not come up: said, and the next is tried
                 progress(f"scale {hypervisors}x{vms}, {n} controllers: not measured: {e}")
-                at = {"hypervisors": hypervisors, "vms": vms, "controllers": n}
-                for metric, unit in METRICS:
-                    out.update(not_measured(f"{metric}@{hypervisors}x{vms}/{n}ctl", unit, at, e))
+                out.update(unmeasured(hypervisors, vms, n, e))
                 continue
             out.update(figures(r, largest=(hypervisors, vms) == sizes[-1]))
+    return out
+
+
+def unmeasured(hypervisors: int, vms: int, controllers: int, why) -> dict:
+    """Every figure of a size that did not come up, with no value; cold_s says why."""
+    at, out = {"hypervisors": hypervisors, "vms": vms, "controllers": controllers}, {}
+    for metric, unit in METRICS:
+        out.update(not_measured(f"{metric}@{hypervisors}x{vms}/{controllers}ctl", unit, at,
+                                why if metric == "cold_s" else "see cold_s"))
     return out
 
 
