@@ -38,7 +38,7 @@ from controller.app_hypervisors import HypervisorsSide
 from controller.app_ownership import Ownership
 from controller.events import (
     EventCall, EventLeases, EventReleaseHeld, EventResolveTimeout, EventSyncTimeout, EventTick)
-from controller import mobility, nbdb, security
+from controller import liveness, mobility, nbdb, security
 from controller.membership import Membership
 from controller import openflow
 from controller.connection import Link
@@ -71,8 +71,10 @@ CONF.register_cli_opts([
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
-ECHO_INTERVAL = 0.5    # s between OpenFlow echo requests; after MAX_UNREPLIED_ECHOS unanswered: down
-MAX_UNREPLIED_ECHOS = 3
+ECHO_INTERVAL = liveness.ECHO_INTERVAL   # OpenFlow echoes are ours (controller/liveness.py): os-ken's
+EVENT_QUEUE = 100_000    # events the app's queue holds before a sender waits
+MAX_UNREPLIED_ECHOS = 0                  # own echo loop is off (0), and its send timeout as long as
+SOCKET_TIMEOUT = liveness.BUSY_DEAD_AFTER   # a busy switch may take to read what it was sent
 
 
 class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager.OSKenApp):
@@ -80,6 +82,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # os-ken's queue holds 128 events; a switch's receiving thread that finds it full waits,
+        # and answers none of that switch's echo requests meanwhile (OVS drops it after 10 s)
+        self.events, self._events_sem = hub.Queue(EVENT_QUEUE), hub.BoundedSemaphore(EVENT_QUEUE)
         self.net = Network()
         self.server = None
         if not CONF.nb:
@@ -121,7 +126,8 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
         self._published_at = 0.0     # when the state file and the database reports were last written
         self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
-        self._publish_due = False
+        self.echoes, self._liveness_queued = liveness.Echoes(), False   # OpenFlow liveness (app_hypervisors.py)
+        self._publish_due, self._publish_every = False, 0.0   # app_database.py: _publish
         self._tunnel_check = set()
         self._flow_stats_buf = {}
         self.punts = Punts(self)     # packet-ins: ARP, ICMP errors, next hops, held frames, counters
@@ -136,6 +142,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         hub.spawn(self._connect_nb)
         hub.spawn(self._ticker)
         hub.spawn(self._round_ticker)
+        self._start_rounds()
         hub.spawn(self._liveness_ticker)
         if self._api_socket:
             api.serve(api.create_api(self, self._api_token), self._api_socket)
@@ -414,11 +421,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 sends += self.conv.dispatch.fail(s.hypervisor)
                 continue
             self._meters_and_groups(hv, dp, add=True)
-            msgs = openflow.bundle(dp, s.bundle_id, openflow.update_messages(dp, s.update))
-            for m in msgs:
-                dp.set_xid(m)
-            self._bundles[(dp.id, s.bundle_id)] = (hv.name, msgs[0].xid, msgs[-1].xid)
-            self.links[dp.id].send(msgs)
+            wire, first, last = openflow.bundle_bytes(dp, s.bundle_id, s.update)   # each flow encoded once
+            self._bundles[(dp.id, s.bundle_id)] = (hv.name, first, last)
+            self.links[dp.id].send([wire])
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
 
     def _meters_and_groups(self, hv, dp, add: bool) -> None:

@@ -1,5 +1,5 @@
 """The hypervisors' OVSDB as the controller app sees it (who each is, its ports and tunnels), and
-their liveness (OVSDB probes; OpenFlow echoes are os-ken's).
+their liveness (OVSDB probes; OpenFlow echoes: controller/liveness.py).
 
 A mixin of controller.app.PacketwalkController (os-ken finds the handlers on the app's class).
 """
@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import time
 
-from os_ken.controller.handler import set_ev_cls
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 
-from controller import mobility
+from controller import mobility, openflow
 from controller.connection import OvsdbWorker
 from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventTunnelsDone
 from controller.model import IFACE_ID, Hypervisor
@@ -93,14 +94,28 @@ class HypervisorsSide:
             self.conv.tunnels_failed(ev.hypervisor)
 
     def _liveness_ticker(self):
+        """A tick every LIVENESS_TICK s, stamped with when it was posted; one in the app's
+        queue at a time (an app that is behind gets one, not a pile)."""
         while True:
             hub.sleep(LIVENESS_TICK)
-            self.send_event(self.name, EventLiveness())
+            if not self._liveness_queued:
+                self._liveness_queued = True
+                self.send_event(self.name, EventLiveness(time.time()))
 
     @set_ev_cls(EventLiveness)
     def _liveness(self, ev):
-        """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow echoes go
-        unanswered (os-ken then drops the connection): either way the hypervisor is down."""
+        """OVSDB sessions probe their server (ovsdb.PROBE_INTERVAL); OpenFlow switches get
+        echo requests and are closed when liveness.Echoes calls them dead: either way the
+        hypervisor is down."""
+        self._liveness_queued = False
+        busy = {self.dpid_of.get(h) for h in self.conv.dispatch.waiting_on() | set(self.conv.rec.requested)}
+        ask, dead = self.echoes.tick(ev.at, busy, time.time())
+        for dpid in ask:
+            self.links[dpid].send([openflow.echo_request(self.datapaths[dpid])])
+        for dpid in dead:
+            LOG.warning("OpenFlow: %016x silent for %.1f s: closed", dpid, ev.at - self.echoes.heard[dpid])
+            self.echoes.gone(dpid)
+            hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
         changed, self.realized_now = False, self.conv.dispatch.realized
         for hv in self.net.hypervisors.values():
             db = self.dbs.get(hv.address)
@@ -114,6 +129,21 @@ class HypervisorsSide:
             self._converge()
         elif self._publish_due:
             self._publish()
+
+    # what the switches say, for liveness (the app's own handlers of these events are in app.py)
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _echoes_connected(self, ev):
+        self.echoes.connected(ev.msg.datapath.id, time.time())
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _echoes_gone(self, ev):
+        if self.datapaths.get(ev.datapath.id) in (None, ev.datapath):
+            self.echoes.gone(ev.datapath.id)
+
+    @set_ev_cls([ofp_event.EventOFPEchoReply, ofp_event.EventONFBundleCtrlMsg, ofp_event.EventOFPFlowStatsReply,
+                 ofp_event.EventOFPBarrierReply], MAIN_DISPATCHER)
+    def _heard(self, ev):
+        self.echoes.heard_from(ev.msg.datapath.id, ev.timestamp)
 
     def _alive(self, hv: Hypervisor) -> bool:
         return hv.ovsdb_connected and self.dpid_of.get(hv.name) in self.datapaths

@@ -18,7 +18,12 @@ LOG = logging.getLogger("packetwalk.controller")
 
 
 class Ownership:
-    """Leases renewed every cluster.RENEW s; gained hypervisors read and converged by difference."""
+    """Leases renewed every cluster.RENEW s (membership.py, on its own thread); what is owned
+    looked at as often; gained hypervisors read and converged by difference."""
+
+    def _start_rounds(self):
+        self.members.start(lambda: list(self.net.hypervisors),      # list(dict): one step under the GIL
+                           lambda: self.intent_read and self.nb.connected.is_set())
 
     def _round_ticker(self):
         while True:
@@ -27,17 +32,11 @@ class Ownership:
 
     @set_ev_cls(EventRound)
     def _round(self, ev):
-        if self.intent_read and self.nb.connected.is_set():
-            try:
-                self.members.round(set(self.net.hypervisors))
-            except Exception as e:            # the database away: leases run out, others take over
-                LOG.info("membership: no round (%s)", e)
-        self._ownership()
+        self._ownership()                    # leases run out with time, written or not
 
     @set_ev_cls(EventLeases)
     def _leases(self, ev):
-        self.members.leases = ev.leases
-        self._ownership()
+        self._ownership()                    # members.leases is already the newest (membership.py)
 
     def _ownership(self):
         """Take up what this controller now owns (master role, then its flows read and

@@ -20,6 +20,9 @@ from typing import Iterable
 RENEW = 0.25     # s: how often a controller renews its registration and its leases
 LEASE = 1.2      # s: how long a lease (and a registration) holds without renewal
 MARGIN = 0.25    # s: an owner stops acting this long before its lease ends
+LEASE_MAX = 10.0  # s: the longest lease a slow round makes (lease_length)
+ALONE_LEASE = 4.0  # s: the shortest lease of a controller no other controller could take over from
+SLOW_WINDOW = 30.0   # s: how long a slow round counts for lease_length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,18 @@ def weight(controller: str, hypervisor: str) -> int:
 def rendezvous(hypervisor: str, controllers: Iterable[str]) -> str | None:
     """The controller that should own `hypervisor`: the same answer everywhere."""
     return max(controllers, key=lambda c: (weight(c, hypervisor), c), default=None)
+
+
+def lease_length(recent_rounds, alone: bool = False) -> float:
+    """How long a lease is written for: LEASE, or 3 times the slowest recent round (a round
+    runs from its read of the leases to its write's commit) when the database or this
+    controller is busy, up to LEASE_MAX. A round slower than LEASE - MARGIN would otherwise
+    write leases that end before they are seen, and the owner would let go of everything it
+    owns and read it all again, which makes it busier still. Under load a failover then
+    waits longer (others claim only when a lease has ended); nobody owns twice. `alone`: no
+    other controller is live, none could take over: at least ALONE_LEASE (one that joins
+    claims its share when those leases end)."""
+    return min(LEASE_MAX, max([ALONE_LEASE if alone else LEASE, *(3 * s for s in recent_rounds)]))
 
 
 def live(registered: dict[str, float], now: float) -> set[str]:

@@ -1,6 +1,7 @@
 """The connection layer: a queue per hypervisor, so the app's thread never waits on one.
 
-`Link` is one hypervisor's OpenFlow channel: the app puts messages in its queue and goes
+`Link` is one hypervisor's OpenFlow channel: the app puts messages (os-ken's, or bytes
+already encoded) in its queue and goes
 on; the link's own green thread hands them to os-ken (whose send queue blocks when the
 socket is slow). `OvsdbWorker` is one hypervisor's OVSDB session in a thread: reads and
 the tunnel-port writes wanted for it go into its queue, batched (one read for many
@@ -40,7 +41,10 @@ class Link:
             if msg is None:
                 return
             try:
-                self.dp.send_msg(msg)
+                if isinstance(msg, bytes):      # already encoded (openflow.bundle_bytes)
+                    self.dp.send(msg)
+                else:
+                    self.dp.send_msg(msg)
                 self.sent += 1
             except Exception as e:          # a dead socket: the disconnect event follows
                 LOG.warning("OpenFlow %016x: send failed: %s", self.dp.id or 0, e)

@@ -44,7 +44,9 @@ class EventSyncTimeout(event.EventBase):
 
 
 class EventLiveness(event.EventBase):
-    pass
+    def __init__(self, at: float):
+        super().__init__()
+        self.at = at             # when it was posted: the app may get to it later
 
 
 class EventTunnelsDone(event.EventBase):

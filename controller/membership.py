@@ -1,6 +1,8 @@
 """This controller's place among several on one database (the rule is controller/cluster.py).
 
-Every RENEW seconds the app calls `round()`: it reads the registrations and leases (a
+Every RENEW seconds a thread of its own (started with `start()`, not the app's: an app busy
+programming hundreds of hypervisors must not let its leases lapse, which would make it let
+go of them all and read them all again) calls `round()`: it reads the registrations and leases (a
 consistent read of the IDL), decides what to claim, renew and release, and hands that to a
 thread of its own, which writes it as one transaction: its Controller row renewed, and
 each Hypervisor row it changes verified first, so a claim another controller made meanwhile
@@ -34,9 +36,32 @@ class Membership:
         self._job = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._last_round = time.monotonic()
+        self._rounds_took: list[tuple[float, float]] = []     # (when, s from read to commit), recent
         threading.Thread(target=self._run, name="membership", daemon=True).start()
 
-    # --- the app's thread -------------------------------------------------------------------
+    def start(self, hypervisors, ready) -> None:
+        """Rounds every cluster.RENEW s from now on, on a thread of their own: `hypervisors()`
+        the names to decide for, `ready()` whether a round may run (intent read, database up)."""
+        threading.Thread(target=self._rounds, args=(hypervisors, ready), name="membership-rounds",
+                         daemon=True).start()
+
+    def _rounds(self, hypervisors, ready):
+        while True:
+            started = time.monotonic()
+            if started - self._last_round > 2 * cluster.RENEW:         # this thread starved: slow too
+                self._rounds_took.append((time.time(), started - self._last_round))
+                LOG.warning("membership: rounds %.2f s apart (every %.2f s wanted): leases now for %.1f s",
+                            started - self._last_round, cluster.RENEW, self.lease_length())
+            self._last_round = started
+            if ready():
+                try:
+                    self.round(hypervisors())
+                except Exception as e:        # the database away: leases run out, others take over
+                    LOG.info("membership: no round (%s)", str(e).split("\n")[0][:160])
+            time.sleep(max(0.0, cluster.RENEW - (time.monotonic() - started)))
+
+    # --- the rounds' thread (or a test's) -----------------------------------------------------
     def round(self, hypervisors, now: float | None = None) -> cluster.Decision:
         now = time.time() if now is None else now
         self.registered, self.leases = self.read()
@@ -66,6 +91,10 @@ class Membership:
         lease = self.leases.get(hv)
         return lease.generation if lease else 0
 
+    def lease_length(self) -> float:
+        alone = not self.live() - {self.name}
+        return cluster.lease_length((s for _, s in self._rounds_took), alone)
+
     def live(self, now: float | None = None) -> set[str]:
         return cluster.live(self.registered, time.time() if now is None else now)
 
@@ -83,7 +112,15 @@ class Membership:
             except Exception as e:        # a conflict, the database away: the next round tries again
                 LOG.info("membership: round not written (%s)", str(e).split("\n")[0][:160])
                 continue
-            self.on_leases(leases)
+            now = time.time()
+            took = now - job[1]
+            self._rounds_took = [(t, s) for t, s in self._rounds_took if now - t < cluster.SLOW_WINDOW]
+            self._rounds_took.append((now, took))
+            if took > cluster.LEASE - cluster.MARGIN - cluster.RENEW:
+                LOG.warning("membership: a round took %.2f s from its read to its write: leases now for %.1f s",
+                            took, self.lease_length())
+            self.leases = leases          # here, not through the app's queue: an app that is behind
+            self.on_leases(leases)        # would otherwise put back leases older than the last read
 
     def _write(self, txn, tables, d: cluster.Decision, now: float) -> dict[str, cluster.Lease]:
         me = next((r for r in tables["Controller"].rows.values() if r.name == self.name), None)
@@ -92,7 +129,7 @@ class Membership:
             me.name = self.name
         me.address, me.api, me.renewed = self.address, self.api, _ms(now)
         rows = {r.name: r for r in tables["Hypervisor"].rows.values()}
-        until = _ms(now + cluster.LEASE)
+        until = _ms(now + self.lease_length())
         for hv in d.claim:
             row = rows.get(hv)
             if row is None:

@@ -1,6 +1,9 @@
 """Flow specs to OpenFlow 1.3 messages (os-ken), and the few messages the apps send."""
 from __future__ import annotations
 
+import struct
+
+from os_ken.ofproto import ofproto_common
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -56,6 +59,10 @@ def our_flows_request(dp):
     return parser.OFPFlowStatsRequest(dp, table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY,
                                       out_group=ofp.OFPG_ANY, cookie=COOKIE_APP,
                                       cookie_mask=COOKIE_APP_MASK, match=parser.OFPMatch())
+
+
+def echo_request(dp):
+    return parser.OFPEchoRequest(dp)
 
 
 def role_request(dp, master: bool, generation: int):
@@ -146,3 +153,49 @@ def bundle(dp, bundle_id: int, messages: list) -> list:
 
 def is_commit_reply(msg) -> bool:
     return isinstance(msg, parser.ONFBundleCtrlMsg) and msg.type == ofp.ONF_BCT_COMMIT_REPLY
+
+
+_BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")     # OpenFlow header, ONF experimenter, exp_type, bundle id, flags
+_XID = struct.Struct("!I")
+_WIRE = "_ofp13_flow_add"                      # where a flow keeps its encoded FLOW_MOD (its __dict__)
+
+
+def flow_add_bytes(dp, flow: Flow) -> bytes:
+    """The flow's FLOW_MOD (add) as bytes, xid 0: encoded once per flow. Flows are interned
+    (one object for one spec), so a flow that many hypervisors hold is encoded once for all
+    of them; it keeps the bytes beside its cookie, outside equality and hashing."""
+    wire = flow.__dict__.get(_WIRE)
+    if wire is None:
+        msg = flow_add(dp, flow)
+        msg.xid = 0
+        msg.serialize()
+        wire = flow.__dict__[_WIRE] = bytes(msg.buf)
+    return wire
+
+
+def flow_delete_bytes(dp, cookie: int) -> bytes:
+    msg = flow_delete(dp, cookie)
+    msg.xid = 0
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+def bundle_bytes(dp, bundle_id: int, update) -> tuple[bytes, int, int]:
+    """openflow.bundle(dp, bundle_id, update_messages(dp, update)) as the bytes os-ken would
+    send, without building and encoding a message object per flow-mod: each BUNDLE_ADD is
+    its header (a new xid of dp's) and the flow's cached FLOW_MOD with the same xid (OVS
+    requires the inner xid to be the outer one), then the COMMIT. Returns (bytes, first xid,
+    last xid)."""
+    inner = [flow_add_bytes(dp, f) for f in update.add] + [flow_delete_bytes(dp, c) for c in update.delete]
+    out, first = [], None
+    for wire in inner:
+        dp.xid = (dp.xid + 1) & ofp.MAX_XID
+        first = dp.xid if first is None else first
+        out += [_BUNDLE_ADD.pack(ofp.OFP_VERSION, ofp.OFPT_EXPERIMENTER, _BUNDLE_ADD.size + len(wire), dp.xid,
+                                 ofproto_common.ONF_EXPERIMENTER_ID, ofp.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, BUNDLE_FLAGS),
+                wire[:4], _XID.pack(dp.xid), wire[8:]]
+    commit = parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, BUNDLE_FLAGS, [])
+    dp.set_xid(commit)
+    commit.serialize()
+    out.append(bytes(commit.buf))
+    return b"".join(out), commit.xid if first is None else first, commit.xid

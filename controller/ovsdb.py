@@ -12,7 +12,7 @@ import logging
 import time
 
 import ovs.stream
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 LOG = logging.getLogger(__name__)
@@ -23,6 +23,17 @@ BR_INT = "br-int"
 TUNNEL_PREFIX = "vx-"
 REMOTE_KEY = "packetwalk-remote"     # external_ids key on the tunnel ports the controller made
 _WATCHED = ("Open_vSwitch", "Interface", "Port", "Bridge")
+# The columns the controller reads or writes (ovsdbapp's add/del-port and its wait for
+# ovs-vswitchd included), and no others: the server then sends no statistics, status or
+# link state, which ovs-vswitchd rewrites every few seconds on every interface (at 200
+# hypervisors of ~100 interfaces each, thousands of rows a second for the IDLs to parse)
+_COLUMNS = {
+    "Open_vSwitch": ["bridges", "external_ids", "next_cfg", "cur_cfg"],
+    "Bridge": ["name", "ports", "datapath_id", "flow_tables"],
+    "Port": ["name", "interfaces"],
+    "Interface": ["name", "ofport", "type", "external_ids", "options", "bfd", "bfd_status"],
+    "Flow_Table": ["name"],
+}
 _RELEVANT = {"name", "ofport", "type", "external_ids", "options", "bfd_status", "ports", "interfaces"}
 
 
@@ -97,7 +108,10 @@ class HypervisorDB:
         give_up = time.monotonic() + deadline
         while True:
             try:
-                idl = _NotifyingIdl.from_server(self.target, "Open_vSwitch", probe_interval=PROBE_INTERVAL)
+                helper = idlutils.get_schema_helper(self.target, "Open_vSwitch")
+                for table, columns in _COLUMNS.items():
+                    helper.register_columns(table, columns)
+                idl = _NotifyingIdl(self.target, helper, probe_interval=PROBE_INTERVAL)
                 break
             except Exception as e:   # the server may not listen yet: retry until the deadline
                 if time.monotonic() > give_up:

@@ -68,14 +68,16 @@ def parse(argv: list[str], prog: str, project: str = "os_ken") -> list[str]:
 
 def with_defaults(named: list[str], default_apps=()) -> list[str]:
     """The apps to run: `default_apps`, then the ones named; as Ryu did, the OpenFlow handler
-    alone if none. With the controller among them, its liveness defaults: a switch that stops
-    answering echoes is dropped (its hypervisor marked down) within ECHO_INTERVAL *
-    (MAX_UNREPLIED_ECHOS + 1) s (os-ken's echo options in a --config-file still override)."""
+    alone if none. With the controller among them, its liveness defaults: os-ken's echo loop
+    off (the controller sends its own echoes and tells a dead switch from a busy one:
+    controller/liveness.py) and its send timeout as long as a busy switch may take (os-ken's
+    options in a --config-file still override)."""
     from os_ken import cfg
     import controller.app
     apps = list(dict.fromkeys([*default_apps, *named])) or ["os_ken.controller.ofp_handler"]
     for name, value in (("echo_request_interval", controller.app.ECHO_INTERVAL),
-                        ("maximum_unreplied_echo_requests", controller.app.MAX_UNREPLIED_ECHOS)):
+                        ("maximum_unreplied_echo_requests", controller.app.MAX_UNREPLIED_ECHOS),
+                        ("socket_timeout", controller.app.SOCKET_TIMEOUT)):
         if CONTROLLER_APP in apps:
             cfg.CONF.set_default(name, value)
         else:

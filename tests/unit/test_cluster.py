@@ -61,3 +61,15 @@ def test_an_owner_stops_before_its_lease_ends_so_two_never_act_at_once():
     # the next owner may claim only once the lease has ended: after c1 stopped acting
     assert decide("c2", ["hv0"], {"c2": 20.0}, leases, 20.0 - 0.01).claim == ()
     assert decide("c2", ["hv0"], {"c2": 20.0}, leases, 20.0).claim == ("hv0",)
+
+
+def test_a_slow_round_lengthens_the_leases_it_writes_within_bounds():
+    from controller.cluster import LEASE_MAX, lease_length
+    assert lease_length([]) == LEASE and lease_length([0.05, 0.1]) == LEASE
+    assert lease_length([0.1, 1.5]) == 4.5                  # renewals land before the lease ends
+    assert lease_length([60.0]) == LEASE_MAX                # a stuck controller does not hold them for long
+
+
+def test_a_controller_alone_writes_a_longer_lease():
+    from controller.cluster import ALONE_LEASE, LEASE_MAX, lease_length
+    assert lease_length([], alone=True) == ALONE_LEASE and lease_length([5.0], alone=True) == LEASE_MAX

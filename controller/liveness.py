@@ -1,0 +1,74 @@
+"""OpenFlow liveness, pure: which switches to ask (echo requests) and which to call dead,
+telling a dead switch from a busy one, and from a controller that is itself behind.
+
+os-ken's own echo loop counts unanswered requests: under load (hundreds of hypervisors
+being programmed on a few cores) a switch applying a large bundle answers late, the
+controller drops it, reads it again, programs it again: a reconnection spiral. Here:
+
+- `now` is when the app's liveness tick was *posted*, not when the app got to it. The app
+  handles events in order, so every reply that arrived before the tick has been taken in
+  (`heard`) when the tick is handled: time the app spent behind never counts against a
+  switch;
+- a tick the app got to more than BEHIND s after it was posted calls nobody dead: its queue
+  was long, and a switch's reply may be waiting to get into it behind the tick;
+- when more than MASS of the switches are silent at once, the cause is this machine or this
+  controller (CPU, its own network), not each of them: nobody is called dead then;
+- a switch is dead when nothing came from it (an echo reply, a bundle's commit reply, any
+  message the app handles) for DEAD_AFTER s while an echo request was outstanding; while it
+  has updates of ours unconfirmed (it is applying them, and answers after them), for
+  BUSY_DEAD_AFTER s.
+
+Nothing here sends or reads a clock: the app sends the requests and closes the dead.
+"""
+from __future__ import annotations
+
+ECHO_INTERVAL = 0.5        # s between echo requests to a switch
+DEAD_AFTER = 2.0           # s of silence, an echo outstanding: dead (a hung ovs-vswitchd: ~2 s)
+BUSY_DEAD_AFTER = 30.0     # s of silence while our updates to it are unconfirmed
+BEHIND = 0.5               # s: a tick handled this late judges nobody
+MASS = 0.25                # more than this share of the switches silent at once (and more than 2): judge nobody
+
+
+class Echoes:
+    def __init__(self, interval: float = ECHO_INTERVAL, dead_after: float = DEAD_AFTER,
+                 busy_dead_after: float = BUSY_DEAD_AFTER):
+        self.interval, self.dead_after, self.busy_dead_after = interval, dead_after, busy_dead_after
+        self.heard: dict[int, float] = {}       # dpid -> when something last came from it
+        self.asked: dict[int, float] = {}       # dpid -> when its oldest unanswered echo was asked
+        self.last_ask: dict[int, float] = {}    # dpid -> when an echo was last asked
+        self.mass_silences = 0                  # ticks that judged nobody: too many silent at once
+
+    def connected(self, dpid: int, now: float) -> None:
+        self.heard[dpid] = now
+        self.asked.pop(dpid, None)
+        self.last_ask.pop(dpid, None)
+
+    def gone(self, dpid: int) -> None:
+        for d in (self.heard, self.asked, self.last_ask):
+            d.pop(dpid, None)
+
+    def heard_from(self, dpid: int, at: float) -> None:
+        """A message from `dpid` arrived at `at` (its event's timestamp)."""
+        if dpid in self.heard and at >= self.heard[dpid]:
+            self.heard[dpid] = at
+            if dpid in self.asked and self.asked[dpid] <= at:
+                del self.asked[dpid]
+
+    def tick(self, now: float, busy=frozenset(), handled: float | None = None) -> tuple[list[int], list[int]]:
+        """(switches to send an echo request to now, switches dead); `busy`: those with
+        updates of ours unconfirmed; `handled`: when the app got to this tick (default:
+        `now`). The caller sends the requests (asked as of `now`)."""
+        ask, dead = [], []
+        judge = handled is None or handled - now <= BEHIND
+        for dpid, heard in self.heard.items():
+            limit = self.busy_dead_after if dpid in busy else self.dead_after
+            if judge and dpid in self.asked and now - heard > limit:
+                dead.append(dpid)
+            elif now - self.last_ask.get(dpid, float("-inf")) >= self.interval:
+                ask.append(dpid)
+                self.last_ask[dpid] = now
+                self.asked.setdefault(dpid, now)
+        if len(dead) > max(2, MASS * len(self.heard)):
+            self.mass_silences += 1
+            return ask, []
+        return ask, dead
