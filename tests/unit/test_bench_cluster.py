@@ -41,3 +41,11 @@ def test_the_plot_puts_one_line_per_controller_count(tmp_path):
     written = plots.write({"scenarios": {"scale-cluster": {"figures": figs}}}, tmp_path)
     assert [p.name for p in written] == ["scale-cluster.png"]
     assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failover_that_did_not_converge_has_no_value_and_says_how_far_it_got():
+    r = measured(50, 3, failover_s=None, failover_p50_s=None, converged=12, failover_limit_s=77, claimed_s=None)
+    f = bench_cluster.figures(r, largest=False)
+    assert f["failover_s@50x1250/3ctl"]["value"] is None and f["failover_s@50x1250/3ctl"]["met"] is None
+    assert "12 of 17 hypervisors" in f["failover_s@50x1250/3ctl"]["note"]
+    assert f["failover_claimed_s@50x1250/3ctl"]["value"] is None
