@@ -41,6 +41,9 @@ def ovs_env(rundir: str | os.PathLike) -> dict[str, str]:
     return {"OVS_RUNDIR": d, "OVS_DBDIR": d, "OVS_LOGDIR": d, "OVS_SYSCONFDIR": d}
 
 
+EMULATED_PROBE_MS = 30_000      # the emulated hypervisors' inactivity probe and bundle idle timeout
+
+
 @dataclasses.dataclass
 class HypervisorOVS:
     name: str
@@ -118,6 +121,11 @@ class HypervisorOVS:
             config += ["--", *p.vsctl_args()]
         return config
 
+    # Hundreds of emulated hypervisors share this machine's cores with the controller: a
+    # switch (or the controller) may go seconds without being scheduled. OVS's defaults (an
+    # idle controller connection probed after 5 s and dropped 5 s later; a bundle whose next
+    # message takes 10 s discarded) then drop a controller that is only slow. A hypervisor
+    # with cores of its own keeps the defaults (the lab's).
     def emulated_script(self, ports: Sequence["VmPort"] = (), max_backoff_ms: int = 1000) -> str:
         """Shell for an emulated hypervisor (the scale bench): the same database, br-int and
         VM ports' external_ids as the lab's, under the controller from the start (retrying
@@ -125,17 +133,21 @@ class HypervisorOVS:
         (ovs-vswitchd --enable-dummy=system makes every port of type "" one: no kernel
         device, no VM behind it) and there is no uplink (nothing crosses an underlay)."""
         vtep = f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}"
-        return (self.database_script([vtep], [*self.br_int_config(ports), *self.controllers_config(max_backoff_ms)])
+        config = [*self.br_int_config(ports), *self.controllers_config(max_backoff_ms, EMULATED_PROBE_MS),
+                  "--", f"set Open_vSwitch . other_config:bundle-idle-timeout={EMULATED_PROBE_MS // 1000}"]
+        return (self.database_script([vtep], config)
                 + " && ovs-vswitchd --enable-dummy=system --pidfile --log-file --detach --no-chdir -vconsole:err")
 
-    def controllers_config(self, max_backoff_ms: int) -> list[str]:
+    def controllers_config(self, max_backoff_ms: int, probe_ms: int) -> list[str]:
         """ovs-vsctl arguments: br-int under every controller of `self.controller` (targets
-        separated by spaces), each retried every `max_backoff_ms` while it is not there
-        (`set controller br-int ...` names a bridge's controller only when it has one)."""
+        separated by spaces), each retried every `max_backoff_ms` while it is not there and
+        probed after `probe_ms` idle (`set controller br-int ...` names a bridge's controller
+        only when it has one)."""
         targets = self.controller.split()
         config = []
         for i, target in enumerate(targets):
-            config += ["--", f"--id=@c{i} create controller target='\"{target}\"' max_backoff={max_backoff_ms}"]
+            config += ["--", f"--id=@c{i} create controller target='\"{target}\"' max_backoff={max_backoff_ms} "
+                             f"inactivity_probe={probe_ms}"]
         return config + ["--", f"set bridge br-int 'controller=[{','.join(f'@c{i}' for i in range(len(targets)))}]'"]
 
     def start_scripts(self, ports: Sequence["VmPort"] = ()) -> tuple[str, str]:
