@@ -49,3 +49,11 @@ def test_a_failover_that_did_not_converge_has_no_value_and_says_how_far_it_got()
     assert f["failover_s@50x1250/3ctl"]["value"] is None and f["failover_s@50x1250/3ctl"]["met"] is None
     assert "12 of 17 hypervisors" in f["failover_s@50x1250/3ctl"]["note"]
     assert f["failover_claimed_s@50x1250/3ctl"]["value"] is None
+
+
+def test_a_failover_that_could_not_be_measured_keeps_the_cold_figures():
+    r = {k: v for k, v in measured(50, 1).items() if k not in ("failover_s", "victim_hvs", "masters")}
+    f = bench_cluster.figures({**r, "failover_error": "its API did not answer"}, largest=False)
+    assert f["cold_s@50x1250/1ctl"]["value"] == 5.0 and f["failover_s@50x1250/1ctl"]["value"] is None
+    assert "its API did not answer" in f["failover_s@50x1250/1ctl"]["note"]
+    assert f["takeover_flow_mods@50x1250/1ctl"]["value"] is None
