@@ -123,7 +123,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self.flow_mods = {}          # hypervisor name -> flow-mods sent
         self.port_gen = {}           # logical port -> the generation that attached it (port status)
         self._read = {}              # dpid -> our cookies read from br-int, until its hypervisor is known
-        self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid): errors name one
+        self._bundles = {}           # (dpid, bundle id) -> (hypervisor, first xid, last xid, sent at): errors name one
         self._published_at = 0.0     # when the state file and the database reports were last written
         self.realized_now = 0        # dispatch.realized as of the app thread's last step (for other threads)
         self.echoes, self._liveness_queued = liveness.Echoes(), False   # OpenFlow liveness (app_hypervisors.py)
@@ -422,7 +422,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 continue
             self._meters_and_groups(hv, dp, add=True)
             wire, first, last = openflow.bundle_bytes(dp, s.bundle_id, s.update)   # each flow encoded once
-            self._bundles[(dp.id, s.bundle_id)] = (hv.name, first, last)
+            self._bundles[(dp.id, s.bundle_id)] = (hv.name, first, last, time.time())
             self.links[dp.id].send([wire])
             self.flow_mods[hv.name] = self.flow_mods.get(hv.name, 0) + len(s.update)
 

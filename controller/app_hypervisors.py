@@ -12,7 +12,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 
-from controller import mobility, openflow
+from controller import liveness, mobility, openflow
 from controller.connection import OvsdbWorker
 from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventTunnelsDone
 from controller.model import IFACE_ID, Hypervisor
@@ -111,11 +111,14 @@ class HypervisorsSide:
         busy = {self.dpid_of.get(h) for h in self.conv.dispatch.waiting_on() | set(self.conv.rec.requested)}
         ask, dead = self.echoes.tick(ev.at, busy, time.time())
         for dpid in ask:
-            self.links[dpid].send([openflow.echo_request(self.datapaths[dpid])])
+            if dpid in self.links:
+                self.links[dpid].send([openflow.echo_request(self.datapaths[dpid])])
         for dpid in dead:
             LOG.warning("OpenFlow: %016x silent for %.1f s: closed", dpid, ev.at - self.echoes.heard[dpid])
             self.echoes.gone(dpid)
-            hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
+            if dpid in self.datapaths:
+                hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
+        self._unconfirmed(ev.at)
         changed, self.realized_now = False, self.conv.dispatch.realized
         for hv in self.net.hypervisors.values():
             db = self.dbs.get(hv.address)
@@ -129,6 +132,18 @@ class HypervisorsSide:
             self._converge()
         elif self._publish_due:
             self._publish()
+
+    def _unconfirmed(self, now: float) -> None:
+        """A bundle neither confirmed nor refused after liveness.BUSY_DEAD_AFTER s (its reply
+        lost, or the switch dropped it): its hypervisor is read again, so that the plan in
+        flight, which waits for it, goes on."""
+        for (dpid, bundle), (name, _, _, sent) in list(self._bundles.items()):
+            hv = self.net.hypervisors.get(name)
+            if now - sent > liveness.BUSY_DEAD_AFTER and hv is not None and (dpid, bundle) in self._bundles:
+                del self._bundles[(dpid, bundle)]
+                LOG.warning("%s: bundle %d unconfirmed after %.0f s", name, bundle, now - sent)
+                self._reread(hv, f"bundle {bundle} unconfirmed")
+                self._converge()
 
     # what the switches say, for liveness (the app's own handlers of these events are in app.py)
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)

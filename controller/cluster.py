@@ -22,6 +22,7 @@ LEASE = 1.2      # s: how long a lease (and a registration) holds without renewa
 MARGIN = 0.25    # s: an owner stops acting this long before its lease ends
 LEASE_MAX = 10.0  # s: the longest lease a slow round makes (lease_length)
 ALONE_LEASE = 4.0  # s: the shortest lease of a controller no other controller could take over from
+ALONE_LEASE_MAX = 60.0   # s: and its longest (rounds of 20 s were seen at 200 hypervisors on 2 busy cores)
 SLOW_WINDOW = 30.0   # s: how long a slow round counts for lease_length
 
 
@@ -55,9 +56,10 @@ def lease_length(recent_rounds, alone: bool = False) -> float:
     write leases that end before they are seen, and the owner would let go of everything it
     owns and read it all again, which makes it busier still. Under load a failover then
     waits longer (others claim only when a lease has ended); nobody owns twice. `alone`: no
-    other controller is live, none could take over: at least ALONE_LEASE (one that joins
-    claims its share when those leases end)."""
-    return min(LEASE_MAX, max([ALONE_LEASE if alone else LEASE, *(3 * s for s in recent_rounds)]))
+    other controller is live, none could take over: at least ALONE_LEASE, up to
+    ALONE_LEASE_MAX (one that joins claims its share when those leases end)."""
+    longest = ALONE_LEASE_MAX if alone else LEASE_MAX
+    return min(longest, max([ALONE_LEASE if alone else LEASE, *(3 * s for s in recent_rounds)]))
 
 
 def live(registered: dict[str, float], now: float) -> set[str]:

@@ -71,5 +71,6 @@ def test_a_slow_round_lengthens_the_leases_it_writes_within_bounds():
 
 
 def test_a_controller_alone_writes_a_longer_lease():
-    from controller.cluster import ALONE_LEASE, LEASE_MAX, lease_length
-    assert lease_length([], alone=True) == ALONE_LEASE and lease_length([5.0], alone=True) == LEASE_MAX
+    from controller.cluster import ALONE_LEASE, ALONE_LEASE_MAX, lease_length
+    assert lease_length([], alone=True) == ALONE_LEASE and lease_length([5.0], alone=True) == 15.0
+    assert lease_length([20.0], alone=True) == ALONE_LEASE_MAX
