@@ -7,7 +7,7 @@ Clustered: the controller is given the servers (--nb tcp:A:P,tcp:B:P,tcp:C:P; a 
 cluster made with ovsdb-tool create-cluster / join-cluster) and talks to the leader.
 
 `NbClient` follows the database through a python-ovs IDL (in ovsdbapp's thread); it calls
-`on_change()` from that thread when any writer changes it. Reads are consistent snapshots;
+`on_change(table)` from a thread of its own (never the IDL's) when any writer changes it. Reads are consistent snapshots;
 every intent write is one transaction that re-checks the whole intent and bumps
 Global.generation after verifying it, so two writers racing serialise cleanly: the second
 is re-run on the first one's result (and refused if it no longer holds).
@@ -146,6 +146,35 @@ class _Idl(ovs_idl.Idl):
             self.on_change(row._table.name)
 
 
+class _Handoff:
+    """Calls `fn(table)` for each table that changed, on a thread of its own: the IDL's
+    thread only notes the table and goes on. It must never wait for the app: the app's
+    event queue is bounded (a full one blocks its sender), and the app's thread may itself
+    be waiting for the IDL's thread (a read): both would wait until the read timed out, and
+    meanwhile a TCP server drops the silent session (its 5 s inactivity probe)."""
+
+    def __init__(self, fn):
+        self.fn, self._pending, self._cv = fn, set(), threading.Condition()
+        threading.Thread(target=self._run, name="nb-changes", daemon=True).start()
+
+    def __call__(self, table: str) -> None:
+        with self._cv:
+            self._pending.add(table)
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending:
+                    self._cv.wait()
+                tables, self._pending = self._pending, set()
+            for table in sorted(tables):
+                try:
+                    self.fn(table)
+                except Exception:
+                    LOG.exception("database: handling a change of %s", table)
+
+
 class _Run(command.BaseCommand):
     """Run fn(txn, tables) in the IDL's thread, as (part of) one transaction."""
 
@@ -167,7 +196,7 @@ class NbClient:
         helper.register_all()
         self.idl = _Idl(remote, helper, leader_only=True, probe_interval=1000)
         self.idl._session.reconnect.set_backoff(100, 500)    # a new Raft leader is found in well under a second
-        self.idl.on_change = on_change
+        self.idl.on_change = _Handoff(on_change) if on_change else None
         api_class = type("NbApi", (backend.Backend, ovsdbapp_api.API), {"ovsdb_connection": None})
         self.api = api_class(connection.Connection(self.idl, timeout), start=False, auto_index=False)
         self.connected = threading.Event()

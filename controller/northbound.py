@@ -111,7 +111,8 @@ def hypervisor_row(ctl: Controller, hv: Hypervisor) -> dict:
             "dpid": None if hv.dpid is None else f"{hv.dpid:016x}",
             "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected, "up": hv.up,
             "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv)),
-            "controller": ctl.owner_of(hv.name) if hasattr(ctl, "owner_of") else None}
+            "controller": ctl.owner_of(hv.name) if hasattr(ctl, "owner_of") else None,
+            "flow_mods": getattr(ctl, "flow_mods", {}).get(hv.name, 0)}
 
 
 def tunnel_rows(net: Network, hv: Hypervisor) -> list[dict]:

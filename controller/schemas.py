@@ -127,6 +127,7 @@ class HypervisorOut(BaseModel):
     attachments: int
     flows: int
     controller: str | None = Field(None, description="the controller that owns it now (programs it: OpenFlow master)")
+    flow_mods: int = Field(0, description="flow-mods this controller sent it since this controller started")
 
 
 class TunnelOut(BaseModel):

@@ -41,11 +41,14 @@ class Member:
 
 
 class Fleet:
-    def __init__(self, rundir: Path, members: list[Member], controller_ip: str, prefixlen: int = 24,
+    def __init__(self, rundir: Path, members: list[Member], controller_ip: str | tuple[str, ...], prefixlen: int = 24,
                  progress=None, workers: int = 4):
+        """`controller_ip`: the controller's address, or several controllers' (each member
+        then has every one as a target); each is put on the management bridge."""
         self.rundir = Path(rundir)
         self.members = {m.name: m for m in members}
-        self.controller_ip, self.prefixlen = controller_ip, prefixlen
+        self.controller_ips = (controller_ip,) if isinstance(controller_ip, str) else tuple(controller_ip)
+        self.controller_ip, self.prefixlen = self.controller_ips[0], prefixlen
         self.progress = progress or (lambda msg: None)
         self.workers = workers
         self.pids: list[tuple[int, str, int | None]] = []     # what we started: (pid, comm, start time)
@@ -55,7 +58,7 @@ class Fleet:
     def ovs(self, name: str) -> HypervisorOVS:
         m, i = self.members[name], list(self.members).index(name) + 1
         return HypervisorOVS(name, self.rundir / name, None, i, f"{m.vtep_ip}/24", m.mgmt_ip,
-                             f"tcp:{self.controller_ip}:{OPENFLOW_PORT}")
+                             " ".join(f"tcp:{ip}:{OPENFLOW_PORT}" for ip in self.controller_ips))
 
     # --- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -75,7 +78,8 @@ class Fleet:
 
     def _network(self) -> None:
         lines = [f"link add {BRIDGE} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0",
-                 f"addr add {self.controller_ip}/{self.prefixlen} dev {BRIDGE}", f"link set {BRIDGE} up"]
+                 *(f"addr add {ip}/{self.prefixlen} dev {BRIDGE}" for ip in self.controller_ips),
+                 f"link set {BRIDGE} up"]
         for i, name in enumerate(self.members, start=1):
             ns = self.namespaces[name] = f"{PREFIX}{i}"
             lines += [f"netns add {ns}", f"link add {PREFIX}m{i} type veth peer name vmk0 netns {ns}",  # pw-smN

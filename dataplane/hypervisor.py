@@ -133,11 +133,22 @@ class HypervisorOVS:
         (ovs-vswitchd --enable-dummy=system makes every port of type "" one: no kernel
         device, no VM behind it) and there is no uplink (nothing crosses an underlay)."""
         vtep = f"external_ids:vtep-ip={self.vtep_cidr.split('/')[0]}"
-        config = [*self.br_int_config(ports), "--", f"set-controller br-int {self.controller}",
-                  "--", f"set controller br-int max_backoff={max_backoff_ms} inactivity_probe={EMULATED_PROBE_MS}",
+        config = [*self.br_int_config(ports), *self.controllers_config(max_backoff_ms, EMULATED_PROBE_MS),
                   "--", f"set Open_vSwitch . other_config:bundle-idle-timeout={EMULATED_PROBE_MS // 1000}"]
         return (self.database_script([vtep], config)
                 + " && ovs-vswitchd --enable-dummy=system --pidfile --log-file --detach --no-chdir -vconsole:err")
+
+    def controllers_config(self, max_backoff_ms: int, probe_ms: int) -> list[str]:
+        """ovs-vsctl arguments: br-int under every controller of `self.controller` (targets
+        separated by spaces), each retried every `max_backoff_ms` while it is not there and
+        probed after `probe_ms` idle (`set controller br-int ...` names a bridge's controller
+        only when it has one)."""
+        targets = self.controller.split()
+        config = []
+        for i, target in enumerate(targets):
+            config += ["--", f"--id=@c{i} create controller target='\"{target}\"' max_backoff={max_backoff_ms} "
+                             f"inactivity_probe={probe_ms}"]
+        return config + ["--", f"set bridge br-int 'controller=[{','.join(f'@c{i}' for i in range(len(targets)))}]'"]
 
     def start_scripts(self, ports: Sequence["VmPort"] = ()) -> tuple[str, str]:
         """The hypervisor as two shell lines: everything but the controller (ovsdb-server

@@ -331,7 +331,7 @@ def bench(scenarios, quick, as_json, plot_dir):
     """Measure the seed's claims and the controller's cost beside their baselines and targets.
 
     SCENARIO: one or more of underlay-table, underlay-arp, routing-path, convergence,
-    flow-footprint, lab-start, scale, throughput (default: all). A bench measures; it never
+    flow-footprint, lab-start, scale, scale-cluster, throughput (default: all). A bench measures; it never
     fails on a time: the exit code is non-zero only if a scenario could not produce its figures.
     """
     from mininet_topos.lab import LabError

@@ -42,6 +42,7 @@ SCENARIOS = {
     "flow-footprint": ("packetwalk.bench.footprint", "run"),
     "lab-start": ("packetwalk.bench.labstart", "run"),
     "scale": ("packetwalk.bench_scale", "run"),
+    "scale-cluster": ("packetwalk.bench_cluster", "run"),
     "throughput": ("packetwalk.bench.throughput", "run"),
 }
 

@@ -4,6 +4,7 @@
     flows.png             flows per hypervisor vs VMs (growing VMs, growing hypervisors), OVN beside
     attach-latency.png    port creation to first reply: every attach, per size
     scale.png             the controller at scale (the scale scenario's figures), one panel per metric
+    scale-cluster.png     1 against 3 controllers at scale: cold start, failover, CPU, busiest share
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def figures(result: dict, scenario: str, metric: str) -> list[tuple[dict, dict]]
 def write(result: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for draw in (_underlay_macs, _flows, _attach, _scale):
+    for draw in (_underlay_macs, _flows, _attach, _scale, _scale_cluster):
         fig = draw(result)
         if fig is not None:
             path = out / f"{draw.__name__.strip('_').replace('_', '-')}.png"
@@ -141,5 +142,33 @@ def _scale(result):
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     fig.suptitle("The controller at scale")
+    fig.tight_layout()
+    return fig
+
+
+CLUSTER_PANELS = (("cold_s", "from cold to programmed (s)"), ("failover_s", "failover: kill -9 to converged (s)"),
+                  ("cpu_cold_s", "controllers' CPU from cold (s)"), ("busiest_controller_hvs", "busiest controller's "
+                                                                      "hypervisors"))
+
+
+def _scale_cluster(result):
+    """One panel per metric, one line per controller count, hypervisors on the x axis; a
+    figure's target as a dashed line."""
+    rows = {m: figures(result, "scale-cluster", m) for m, _ in CLUSTER_PANELS}
+    if not any(len(r) > 1 for r in rows.values()):
+        return None
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.8), squeeze=False)
+    for ax, (metric, title) in zip(axes.flat, CLUSTER_PANELS):
+        for n in sorted({at.get("controllers") for at, _ in rows[metric]}):
+            line = sorted((at["hypervisors"], f["value"]) for at, f in rows[metric] if at.get("controllers") == n)
+            ax.plot(*zip(*line), "o-", label=f"{n} controller{'s' if n > 1 else ''}")
+        target = next((f["target"] for _, f in rows[metric] if f.get("target")), None)
+        if target:
+            ax.axhline(float(target.split()[-1]), color="grey", linestyle="--", label=f"target {target}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("hypervisors")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("The controller at scale: one controller against three on a Raft database")
     fig.tight_layout()
     return fig

@@ -38,7 +38,7 @@ def run(names: list[str], quick: bool, progress) -> dict:
         for name in names:
             t0 = time.monotonic()
             progress(f"{name}: running")
-            if name == "scale":
+            if name in ("scale", "scale-cluster"):
                 labs.release()          # it runs its own fleet of hypervisors: give it the machine
             try:
                 figures = scenario(name)(quick, lambda m, n=name: progress(f"{n}: {m}"))

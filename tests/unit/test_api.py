@@ -51,6 +51,7 @@ def test_hypervisors_show_connection_vtep_ports_and_flows(api, ctl):
     assert [r["name"] for r in rows] == ["hv1", "hv2"]
     assert rows[0] == {"name": "hv1", "address": "169.254.77.2", "vtep_ip": "192.168.50.1",
                        "dpid": "0000000000000001", "openflow": True, "ovsdb": True, "up": True, "attachments": 2, "controller": None,
+                       "flow_mods": 0,
                        "flows": len(hypervisor_flows(ctl.net, ctl.net.hypervisors["hv1"]))}
     assert api.get("/v1/hypervisors/hv2").json()["vtep_ip"] == "192.168.50.2"
 

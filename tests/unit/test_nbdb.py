@@ -322,3 +322,21 @@ def test_a_connected_client_says_it_is_connected(clients):
 def test_the_lab_names_the_database_as_the_controller_does():
     from mininet_topos.nbcluster import DB_NAME
     assert DB_NAME == nbdb.DB_NAME
+
+
+def test_a_change_handler_that_waits_does_not_stop_the_client_reading_or_writing(clients):
+    """The app's handler may block (its event queue is full) while the app's own thread waits
+    for a read: the client must answer the read meanwhile, and tell the handler afterwards."""
+    release, told = threading.Event(), []
+
+    def waits(table=None):
+        release.wait(30)
+        told.append(table)
+    db, other = clients(waits), clients()
+    other.change_intent(lambda d: d["logical_switches"].append(WEB))
+    wait_until(lambda: any(s["name"] == "web" for s in db.read()["intent"]["logical_switches"]),
+               "the blocked client to read the change")
+    db.change_intent(lambda d: d["logical_switches"].append({**WEB, "name": "app", "vni": 5002,
+                                                             "subnet": "10.1.2.0/24"}))
+    release.set()
+    wait_until(lambda: "Logical_Switch" in told, "the handler to be told")
