@@ -89,7 +89,7 @@ def test_vm_moves_to_another_hypervisor_and_flows_follow(l2_lab):
     assert got > 0 and sent - got < 50, out                           # a short blip, then back
     state = l2_lab.controller_state()["hypervisors"]
     assert "b2" in state["hv3"]["attachments"] and "b2" not in state["hv2"]["attachments"]
-    assert ping(observer, "10.1.1.12") == 1
+    wait_for(lambda: ping(observer, "10.1.1.12") == 1, 10, "b2 to answer on hv3")    # (see the junk0 test)
     assert "10.1.1.12" in [m for m in re.findall(r"arp_tpa=([\d.]+)", dump_flows(l2_lab, "hv3"))]
     l2_lab.move_vm("b2", "hv2")
 
@@ -115,7 +115,7 @@ def test_a_live_migration_has_the_vm_in_both_places_then_only_in_the_new_one(l2_
                  "b2 to leave hv2")
         assert "b2" not in l2_lab.hv("hv2").ovs.sh("ovs-vsctl list-ports br-int").split()
         assert "b2" in l2_lab.hv("hv3").ovs.sh("ovs-vsctl list-ports br-int").split()
-        assert ping(l2_lab.vm("b1"), "10.1.1.12") == 1
+        wait_for(lambda: ping(l2_lab.vm("b1"), "10.1.1.12") == 1, 10, "b2 to answer from hv3")
         assert "10.1.1.12/24" in l2_lab.vm("b2").cmd("ip -4 addr show dev eth0")
     finally:
         l2_lab.move_vm("b2", "hv2")
