@@ -2,6 +2,8 @@
 timers) hand to the app's thread, which owns the model."""
 from __future__ import annotations
 
+import concurrent.futures
+
 from os_ken.controller import event
 
 

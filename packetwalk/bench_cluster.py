@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,12 +34,12 @@ from pathlib import Path
 
 from controller import cluster
 from controller.nbdb import DB_NAME, SCHEMA
-from dataplane.fleet import Fleet, Member
-from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
-from mininet_topos import cleanup, readiness
+from dataplane.fleet import Fleet
+from dataplane.hypervisor import OPENFLOW_PORT, start_time, stop_all
+from mininet_topos import cleanup
 from mininet_topos.checks_cluster import TAKEOVER_TARGET
 from mininet_topos.lab import LabError, wait_for
-from mininet_topos.topology import intent_dict, parse_topology
+from mininet_topos.topology import intent_dict
 from packetwalk import bench_scale
 from packetwalk.bench import figure, not_measured
 from packetwalk.bench_scale import ScaleError
@@ -204,18 +203,8 @@ class Cluster:
 def measure(hypervisors: int, vms: int, controllers: int, progress, quiet: float = 1.0) -> dict:
     """One size under `controllers` controllers: fresh database and fleet, the cold start
     timed, one controller killed and the takeover timed; everything stopped."""
-    topo = parse_topology(bench_scale.topology(hypervisors, vms), f"<scale {hypervisors}x{vms}>")
-    exp = readiness.expect(topo, {v.name: v.hypervisor for v in topo.vms})
-    left = cleanup.leftovers(RUNDIR)
-    if left:
-        raise ScaleError(f"{', '.join(left[:5])}: another lab or scale run is up, "
-                         "or a crashed one left them (`packetwalk lab clean`)")
-    shutil.rmtree(RUNDIR, ignore_errors=True)      # the last run's files; nothing of it runs
-    RUNDIR.mkdir(parents=True)
+    topo, exp, members = bench_scale.prepare(hypervisors, vms, RUNDIR)
     size = f"scale {hypervisors}x{vms}, {controllers} controller{'s' if controllers > 1 else ''}"
-    members = [Member(h.name, str(h.mgmt_ip), str(h.vtep_ip), tuple(
-        VmPort(v.name, v.name, v.mac, v.switch, topo.switch(v.switch).vni) for v in topo.vms_on(h.name)))
-        for h in topo.hypervisors]
     addresses = [str(topo.management.broadcast_address - 30 - i) for i in range(1, controllers + 1)]
     fleet = Fleet(RUNDIR, members, tuple(addresses), topo.management.prefixlen, progress)
     db, nodes = Database(RUNDIR), []

@@ -146,21 +146,27 @@ class Controller:
 
 # --- measuring ----------------------------------------------------------------------------
 
-def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0) -> dict:
-    """One size: fleet up, controller started and timed to programmed, `attaches` attaches
-    timed; everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
+def prepare(hypervisors: int, vms: int, rundir: Path):
+    """A size's network, what readiness expects of it, and its fleet members; `rundir` made
+    empty (refused while anything of a lab or scale run is up)."""
     topo = parse_topology(topology(hypervisors, vms), f"<scale {hypervisors}x{vms}>")
-    placement = {v.name: v.hypervisor for v in topo.vms}
-    exp = readiness.expect(topo, placement)
-    left = cleanup.leftovers(RUNDIR)
+    exp = readiness.expect(topo, {v.name: v.hypervisor for v in topo.vms})
+    left = cleanup.leftovers(rundir)
     if left:
         raise ScaleError(f"{', '.join(left[:5])}: another lab or scale run is up, "
                          "or a crashed one left them (`packetwalk lab clean`)")
-    shutil.rmtree(RUNDIR, ignore_errors=True)      # the last run's files; nothing of it runs
-    RUNDIR.mkdir(parents=True)
+    shutil.rmtree(rundir, ignore_errors=True)      # the last run's files; nothing of it runs
+    rundir.mkdir(parents=True)
     members = [Member(h.name, str(h.mgmt_ip), str(h.vtep_ip), tuple(
         VmPort(v.name, v.name, v.mac, v.switch, topo.switch(v.switch).vni) for v in topo.vms_on(h.name)))
         for h in topo.hypervisors]
+    return topo, exp, members
+
+
+def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0) -> dict:
+    """One size: fleet up, controller started and timed to programmed, `attaches` attaches
+    timed; everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
+    topo, exp, members = prepare(hypervisors, vms, RUNDIR)
     fleet = Fleet(RUNDIR, members, CONTROLLER_IP, topo.management.prefixlen, progress)
     ctl = None
     try:

@@ -2,33 +2,13 @@
 takeover converged by difference, and nothing left behind."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from mininet_topos import cleanup
 from packetwalk import bench_cluster
+from tests.lab.conftest import bench_processes
 
 pytestmark = pytest.mark.root
-
-
-def _processes_of(rundir: Path) -> list[str]:
-    """Processes started for the bench: OVS daemons with their run dir under `rundir`, the
-    database members whose files are there, and controllers serving the bench's API ports."""
-    ports = [str(bench_cluster.API_PORT + i).encode() for i in range(1, max(bench_cluster.CONTROLLERS) + 1)]
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(e.startswith(f"OVS_RUNDIR={rundir}/".encode()) for e in environ) \
-                or any(str(rundir).encode() in arg for arg in cmdline) \
-                or (b"controller" in cmdline and any(p in cmdline for p in ports)):
-            found.append(f"{pid}: {b' '.join(cmdline).decode(errors='replace')[:80]}")
-    return found
 
 
 def test_quick_scale_cluster_reports_every_figure_and_leaves_nothing_behind():
@@ -52,4 +32,5 @@ def test_quick_scale_cluster_reports_every_figure_and_leaves_nothing_behind():
     assert "ctl3" in figures[f"busiest_controller_hvs@{hypervisors}x{vms}/3ctl"]["note"]
     assert any("programmed from cold" in line for line in seen)
     assert cleanup.our_netns() == [] and cleanup.our_links() == []
-    assert _processes_of(bench_cluster.RUNDIR) == []
+    api_ports = [bench_cluster.API_PORT + i for i in range(1, max(bench_cluster.CONTROLLERS) + 1)]
+    assert bench_processes(bench_cluster.RUNDIR, api_ports) == []

@@ -1,31 +1,13 @@
 """The scale bench at its quick size: every figure there, and nothing left behind."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from mininet_topos import cleanup
 from packetwalk import bench_scale
+from tests.lab.conftest import bench_processes
 
 pytestmark = pytest.mark.root
-
-
-def _processes_of(rundir: Path) -> list[str]:
-    """Processes started for the bench: OVS daemons with their run dir under `rundir`, and
-    the controller serving the bench's API port."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(e.startswith(f"OVS_RUNDIR={rundir}/".encode()) for e in environ) \
-                or (b"controller" in cmdline and str(bench_scale.API_PORT).encode() in cmdline):
-            found.append(f"{pid}: {b' '.join(cmdline).decode(errors='replace')[:80]}")
-    return found
 
 
 def test_quick_scale_reports_every_figure_and_leaves_nothing_behind():
@@ -41,4 +23,4 @@ def test_quick_scale_reports_every_figure_and_leaves_nothing_behind():
     assert figures[f"attach_ms@{size}"]["target"] == "< 100"
     assert any("programmed from cold" in line for line in seen)
     assert cleanup.our_netns() == [] and cleanup.our_links() == []
-    assert _processes_of(bench_scale.RUNDIR) == []
+    assert bench_processes(bench_scale.RUNDIR, [bench_scale.API_PORT]) == []
