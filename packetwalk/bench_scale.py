@@ -16,10 +16,13 @@ OpenFlow, not what the controller believes):
   hypervisor up and waiting, from the controller's start on that database until every
   hypervisor holds its wanted flows and tunnel ports (its flow count equals the
   controller's, its tunnel count the topology's): a control plane's cold start;
-- attach: a VM port plugged on one hypervisor until every hypervisor it touches (those
-  that reach its switch) holds the new flows; p50 over a few; and the detach back;
-- the controller's CPU (for the cold start, and per attach, less its idle rate) and its
-  peak memory, from /proc of its pid; flows per hypervisor; flow-mods per attach.
+- attach and detach (packetwalk/bench/scale_changes.py): a VM port plugged on one
+  hypervisor until every hypervisor it touches (those that reach its switch) holds the new
+  flows, and until the API says it is realized; p50/p95 over several; the unplug until the
+  port's hypervisor holds the move hold's flows, and the hold's end until all is as before;
+- the controller's CPU for the cold start (from /proc of its pid) and per attach (batches
+  of attaches in one window against its idle rate, with their spread), its peak memory;
+  flows per hypervisor; flow-mods per attach (the controller's counters).
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
 from mininet_topos import cleanup, readiness
 from mininet_topos.lab import LabError, wait_for
 from mininet_topos.topology import intent_dict, parse_topology
+from packetwalk.bench import scale_changes
+from packetwalk.bench.convergence import percentile
 from packetwalk.show import ShowError, request
 
 SIZES = ((10, 250), (50, 1250), (100, 2500), (200, 5000))    # (hypervisors, VMs)
@@ -46,7 +51,6 @@ MANAGEMENT, UNDERLAY = "169.254.78.0/24", "192.168.78.0/24"
 CONTROLLER_IP = "169.254.78.1"
 API_PORT = 8191                     # not the lab's 8181: the two may run side by side
 TARGETS = {"cold": ("<", 10.0), "attach": ("<", 100.0), "cpu_per_attach": ("<", 10.0)}   # at 200 x 5,000
-POLL = 0.002                        # s between looks at the touched hypervisors during an attach
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk")) / "scale"
 
 
@@ -124,15 +128,8 @@ class Controller:
             return s.connect_ex((self.listen, OPENFLOW_PORT)) == 0
 
     def cpu_s(self, pid: int | None = None) -> float:
-        """CPU seconds of every thread of the process so far (schedstat: nanoseconds)."""
-        pid = pid or self.pid
-        total = 0
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-        return total / 1e9
+        """CPU seconds of the process so far, every thread counted (those that ended too)."""
+        return scale_changes.process_cpu_s(pid or self.pid)
 
     def peak_mb(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -163,9 +160,11 @@ def prepare(hypervisors: int, vms: int, rundir: Path):
     return topo, exp, members
 
 
-def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0) -> dict:
+def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 1.0, batches: int = 3,
+            batch: int = 20, idle_s: float = 3.0) -> dict:
     """One size: fleet up, controller started and timed to programmed, `attaches` attaches
-    timed; everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
+    timed, `batches` of `batch` attaches for the CPU (packetwalk/bench/scale_changes.py);
+    everything stopped. `quiet`: s without change that counts as settled (untimed steps)."""
     topo, exp, members = prepare(hypervisors, vms, RUNDIR)
     fleet = Fleet(RUNDIR, members, CONTROLLER_IP, topo.management.prefixlen, progress)
     ctl = None
@@ -192,7 +191,9 @@ def measure(hypervisors: int, vms: int, progress, attaches: int, quiet: float = 
                     peak_mb_cold=ctl.peak_mb())
         progress(f"scale {hypervisors}x{vms}: programmed from cold in {cold['cold_s']:.1f} s; "
                  f"now {attaches} attaches")
-        result = {"hypervisors": hypervisors, "vms": vms, **cold, **_attaches(ctl, fleet, topo, attaches, quiet)}
+        changes = scale_changes.measure(ctl, fleet, topo, attaches, batches, batch, quiet, idle_s,
+                                        lambda m: progress(f"scale {hypervisors}x{vms}: {m}"))
+        result = {"hypervisors": hypervisors, "vms": vms, **cold, **scale_changes.summary(changes)}
         result["peak_mb"] = ctl.peak_mb()
         return result
     finally:
@@ -239,87 +240,6 @@ def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict
             statistics.mean(len(t) for t in exp.tunnels.values())}
 
 
-def _attaches(ctl: Controller, fleet: Fleet, topo, rounds: int, quiet: float) -> dict:
-    """A new logical port (through the API, not timed); then its VM port plugged on the first
-    hypervisor, on a switch it already hosts: timed until every hypervisor that reaches the
-    switch holds exactly the flows the attach brings; unplugged (timed until its hypervisor
-    is back to where it was); the logical port deleted (not timed); again.
-
-    What an attach brings is learned once, untimed, from a first attach whose tables are
-    read whole before and after (by cookie: the flow-mods it took, adds plus deletes);
-    every timed attach is the same operation on a new port, so it must bring the same."""
-    first = topo.vms[0]
-    sw, hv = topo.switch(first.switch), first.hypervisor
-    router = next(r for r in topo.routers if any(i.switch == sw.name for i in r.interfaces))
-    joined = {i.switch for i in router.interfaces}
-    touched = sorted({hv} | {v.hypervisor for v in topo.vms if v.switch in joined})
-    times, detach_times, cpu, idle, mods = [], [], [], [], None
-    delta: dict[str, int] = {}
-    for k in range(rounds + 1):
-        port = VmPort(f"a{k}", f"a{k}", f"00:50:58:00:00:{k:02x}", sw.name, sw.vni)
-        ip = str(sw.subnet.network_address + 200 + k)
-        base = fleet.observe(touched)
-        ctl.call("POST", "/logical-ports", {"name": port.vm, "switch": sw.name, "mac": port.mac, "ips": [ip]})
-        before = _settled(fleet, touched, base, quiet)
-        if k == 0:
-            cookies = fleet.cookies(touched)
-            fleet.vsctl(hv, *port.vsctl_args())
-            after = _settled(fleet, touched, before, quiet)
-            now = fleet.cookies(touched)
-            mods = sum(len(cookies[h] ^ now[h]) for h in touched)
-            delta = {h: after[h][0] - before[h][0] for h in touched}
-            changed = [h for h in touched if cookies[h] != now[h]]
-        else:
-            want = {h: before[h][0] + delta[h] for h in touched}
-            # the controller's CPU over two windows of `quiet` s: one with nothing happening (what it
-            # spends anyway: hypervisors' statistics, liveness probes), then one from the attach on
-            # (its work after the confirmation counts too); measurement windows, not waits
-            cpu0 = ctl.cpu_s()
-            time.sleep(quiet)
-            cpu0, idle_s, t0 = ctl.cpu_s(), ctl.cpu_s() - cpu0, time.monotonic()
-            fleet.vsctl(hv, *port.vsctl_args())
-            _until(fleet, touched, lambda now: all(now[h][0] == want[h] for h in touched), "the attach")
-            times.append((time.monotonic() - t0) * 1000)
-            time.sleep(max(0.0, t0 + quiet - time.monotonic()))
-            cpu.append((ctl.cpu_s() - cpu0 - idle_s) * 1000)
-            idle.append(idle_s / quiet)
-        t0 = time.monotonic()
-        fleet.vsctl(hv, f"del-port br-int {port.port}")
-        _until(fleet, touched, lambda now: now == before, "the detach")
-        if k:
-            detach_times.append((time.monotonic() - t0) * 1000)
-        ctl.call("DELETE", f"/logical-ports/{port.vm}")
-        _until(fleet, touched, lambda now: now == base, "the logical port's deletion")
-    return {"attach_ms": times, "attach_ms_p50": statistics.median(times), "detach_ms_p50": statistics.median(detach_times),
-            "cpu_per_attach_ms": statistics.median(cpu), "flow_mods_per_attach": mods,
-            "cpu_per_attach_all_ms": cpu, "touched": len(changed), "idle_cpu_pct": statistics.median(idle) * 100}
-
-
-def _settled(fleet: Fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
-    """The hypervisors' (flows, tunnels) once they changed from `was` and then stayed the
-    same for `quiet` s (only for the untimed first attach and the logical port's creation)."""
-    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-    while time.monotonic() < deadline:
-        now = fleet.observe(names)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet and (now != was or time.monotonic() - since >= 3 * quiet):
-            return now
-        time.sleep(0.05)
-    raise ScaleError(f"the hypervisors' tables did not settle within {timeout:.0f} s")
-
-
-def _until(fleet: Fleet, names, condition, what: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        now = fleet.observe(names)
-        if condition(now):
-            return now
-        if time.monotonic() > deadline:
-            raise ScaleError(f"{what} was not confirmed on {len(names)} hypervisors within {timeout:.0f} s")
-        time.sleep(POLL)
-
-
 # --- the scenario -------------------------------------------------------------------------
 
 def run(quick: bool, progress) -> dict:
@@ -327,7 +247,8 @@ def run(quick: bool, progress) -> dict:
     sizes = QUICK if quick else SIZES
     out = {}
     for hypervisors, vms in sizes:
-        r = measure(hypervisors, vms, progress, attaches=3 if quick else 5, quiet=0.3 if quick else 1.0)
+        r = measure(hypervisors, vms, progress, attaches=3 if quick else 10, quiet=0.3 if quick else 1.0,
+                    batches=2 if quick else 3, batch=10 if quick else 20, idle_s=1.0 if quick else 3.0)
         out.update(figures(r, targets=(hypervisors, vms) == sizes[-1]))
     return out
 
@@ -336,7 +257,7 @@ def figures(r: dict, targets: bool) -> dict:
     size = f"{r['hypervisors']}x{r['vms']}"
     at = {"hypervisors": r["hypervisors"], "vms": r["vms"]}
 
-    def fig(value, unit, target=None, note=None):
+    def fig(value, unit, target=None, note=None, samples=None):
         t = TARGETS.get(target) if targets and target else None
         if t and (r["hypervisors"], r["vms"]) != SIZES[-1]:
             note = f"{note + '; ' if note else ''}the target is set for {SIZES[-1][0]} x {SIZES[-1][1]}"
@@ -345,25 +266,53 @@ def figures(r: dict, targets: bool) -> dict:
              "met": (value < t[1]) if t else None, "at": at}
         if note:
             f["note"] = note
+        if samples is not None:
+            f["samples"] = [round(x, 2) for x in samples]
         return f
+
+    def p(values, q):
+        return percentile(values, q)
+    n, hold = len(r["attach_ms"]), scale_changes.HOLD
+    after_hold = [x - hold * 1000 for x in r["detach_cleared_ms"]]
+    cpu = r["cpu_per_attach_all_ms"]
+    mods = r["flow_mods_rounds"]
     return {
         f"cold_s@{size}": fig(r["cold_s"], "s", "cold", "controller start (its database holding the intent) until "
                               f"every hypervisor holds its flows and tunnels (it listened after {r['listen_s']:.1f} s; "
                               "the hypervisors, waiting, retry once a second)"),
         f"intent_put_s@{size}": fig(r["intent_s"], "s", note=f"PUT /v1/intent: {r['vms']} logical ports, their "
                                     "switches and routers, into an empty controller"),
-        f"attach_ms@{size}": fig(r["attach_ms_p50"], "ms", "attach",
-                                 f"port plugged until all {r['touched']} hypervisors it touches hold its flows; "
-                                 f"p50 of {len(r['attach_ms'])}"),
-        f"detach_ms@{size}": fig(r["detach_ms_p50"], "ms"),
+        f"attach_ms@{size}": fig(p(r["attach_ms"], 50), "ms", "attach",
+                                 f"p50 of {n}: VM port plugged (ovs-vsctl add-port, {r['plug_ms']:.0f} ms of it) until "
+                                 f"all {r['touched']} hypervisors it changes hold its flows, read from their br-int "
+                                 f"(looked at every {r['look_ms']:.1f} ms)", samples=r["attach_ms"]),
+        f"attach_p95_ms@{size}": fig(p(r["attach_ms"], 95), "ms", note=f"p95 of the same {n}"),
+        f"attach_realized_ms@{size}": fig(p(r["attach_realized_ms"], 50), "ms", note=(
+            f"p50 of {n} (p95 {p(r['attach_realized_ms'], 95):.1f}): plug until GET /v1/realized says the change is "
+            f"confirmed on every hypervisor it touches (OVN's --wait=hv); said before the switches held it: "
+            f"{r['realized_early']} of {2 * n} attaches and detaches"), samples=r["attach_realized_ms"]),
+        f"realized_before_switches@{size}": fig(r["realized_early"], "changes", note=(
+            f"of {2 * n}: the API said realized while a touched br-int did not yet hold the change (must be 0)")),
+        f"detach_ms@{size}": fig(p(r["detach_ms"], 50), "ms", note=(
+            f"p50 of {n} (p95 {p(r['detach_ms'], 95):.1f}; realized by the API p50 "
+            f"{p(r['detach_realized_ms'], 50):.1f}): VM port unplugged until its hypervisor holds the move hold's "
+            f"flows (a port that leaves keeps its place {hold:g} s in case it shows up elsewhere: its frames are "
+            "held, not dropped)"), samples=r["detach_ms"]),
+        f"detach_after_hold_ms@{size}": fig(p(after_hold, 50), "ms", note=(
+            f"p50 of {n}: the move hold ({hold:g} s) over, until every touched hypervisor is back as before "
+            f"the attach (unplug to cleared: p50 {p(r['detach_cleared_ms'], 50):.0f} ms)")),
         f"cpu_cold_s@{size}": fig(r["cold_cpu_s"], "s", note="controller CPU from its start to programmed "
                                   f"(its database server: {r['db_cpu_s']:.1f} s more)"),
-        f"cpu_per_attach_ms@{size}": fig(r["cpu_per_attach_ms"], "ms", "cpu_per_attach",
-                                         "p50 of (CPU in the second after a plug) - (CPU in the second "
-                                         f"before it); idle it spends {r['idle_cpu_pct']:.1f}% of a core"),
+        f"cpu_per_attach_ms@{size}": fig(r["cpu_per_attach_ms"], "ms", "cpu_per_attach", (
+            f"p50 of {len(cpu)} batches (each {', '.join(f'{x:.2f}' for x in cpu)}; spread "
+            f"{max(cpu) - min(cpu):.2f}): {r['cpu_batch']} attaches one after another in one window of "
+            f"{'/'.join(str(w) for w in r['cpu_windows_s'])} s, less the controller's idle rate just before "
+            f"({r['idle_cpu_pct']:.1f}% of a core); /proc/PID/stat, every thread; its database server "
+            f"{r['db_cpu_per_attach_ms']:.2f} ms more"), samples=cpu),
         f"peak_memory_mb@{size}": fig(r["peak_mb"], "MB", note="controller's VmHWM"),
         f"flows_per_hv@{size}": fig(r["flows_per_hv_mean"], "flows", note=f"max {r['flows_per_hv_max']}"),
-        f"flow_mods_per_attach@{size}": fig(r["flow_mods_per_attach"], "flow-mods",
-                                            note="flows added plus flows deleted on the hypervisors (by cookie)"),
+        f"flow_mods_per_attach@{size}": fig(r["flow_mods_per_attach"], "flow-mods", note=(
+            f"sent by the controller for one attach (its /v1/hypervisors counters; {min(mods)}-{max(mods)} over "
+            f"the {n} timed ones); flows added plus deleted on the switches, by cookie: "
+            f"{r['flows_changed_per_attach']}, on {r['touched']} hypervisors")),
     }
-

@@ -19,13 +19,22 @@ def test_scale_topology_spreads_tenants_without_reaching_everything():
 
 
 def test_scale_figures_carry_their_targets_and_say_whether_met():
-    r = {"hypervisors": 200, "vms": 5000, "cold_s": 12.5, "listen_s": 0.9, "intent_s": 2.0, "attach_ms_p50": 80.0,
-         "attach_ms": [80.0, 90.0], "touched": 20, "detach_ms_p50": 70.0, "cold_cpu_s": 30.0, "db_cpu_s": 0.2,
-         "cpu_per_attach_ms": 12.0, "idle_cpu_pct": 15.0, "peak_mb": 900.0, "flows_per_hv_mean": 1300.0,
-         "flows_per_hv_max": 1400, "flow_mods_per_attach": 27}
+    r = {"hypervisors": 200, "vms": 5000, "cold_s": 12.5, "listen_s": 0.9, "intent_s": 2.0,
+         "attach_ms": [80.0, 90.0, 70.0], "attach_realized_ms": [82.0, 91.0, 71.0], "realized_early": 0,
+         "look_ms": 3.0, "plug_ms": 12.0, "touched": 20, "detach_ms": [30.0, 40.0, 35.0],
+         "detach_realized_ms": [31.0, 41.0, 36.0], "detach_cleared_ms": [5600.0, 5700.0, 5650.0],
+         "cold_cpu_s": 30.0, "db_cpu_s": 0.2, "cpu_per_attach_ms": 12.0, "cpu_per_attach_all_ms": [11.0, 12.0, 14.0],
+         "cpu_batch": 20, "cpu_windows_s": [3, 3, 4], "idle_cpu_pct": 15.0, "db_cpu_per_attach_ms": 0.5,
+         "peak_mb": 900.0, "flows_per_hv_mean": 1300.0, "flows_per_hv_max": 1400, "flow_mods_per_attach": 27,
+         "flow_mods_rounds": [27, 27, 29], "flows_changed_per_attach": 30}
     figs = bench_scale.figures(r, targets=True)
     assert figs["cold_s@200x5000"]["target"] == "< 10" and figs["cold_s@200x5000"]["met"] is False
     assert figs["attach_ms@200x5000"]["met"] is True and figs["cpu_per_attach_ms@200x5000"]["met"] is False
     assert figs["flows_per_hv@200x5000"]["target"] is None and figs["flows_per_hv@200x5000"]["at"]["vms"] == 5000
     small = bench_scale.figures(r | {"hypervisors": 4, "vms": 20}, targets=True)
     assert "the target is set for 200 x 5000" in small["attach_ms@4x20"]["note"]
+    assert figs["attach_ms@200x5000"]["value"] == 80.0 and figs["attach_p95_ms@200x5000"]["value"] == 90.0
+    assert figs["detach_after_hold_ms@200x5000"]["value"] == 650.0          # the 5 s move hold named, not counted
+    assert "move hold" in figs["detach_ms@200x5000"]["note"]
+    assert "spread 3.00" in figs["cpu_per_attach_ms@200x5000"]["note"]
+    assert figs["cpu_per_attach_ms@200x5000"]["samples"] == [11.0, 12.0, 14.0]

@@ -1,0 +1,249 @@
+"""The scale scenario's changes (packetwalk/bench_scale.py): VM ports plugged and unplugged
+on the emulated fleet, each timed until the hypervisors themselves hold the result, and the
+controller's CPU for an attach.
+
+What an attach is: a logical port made through the API (untimed), then its VM port plugged
+on the first hypervisor, on a switch it already hosts. It touches its own hypervisor and
+every hypervisor that reaches the switch (the tenant's router joins its switches).
+
+Three measurements, kept apart so that one does not disturb the other:
+- learn (untimed): a first attach whose touched hypervisors' tables are read whole before
+  and after (by cookie) says which hypervisors an attach changes and by how many flows, and
+  the controller's own counter says how many flow-mods it sent for it; every later attach is
+  the same operation on a new port, so it must bring the same;
+- rounds (latency): one attach at a time, from the plug until every touched hypervisor holds
+  the new flows (read from its br-int over OpenFlow, not from the controller), and, in the
+  same loop, until the controller's API says the change is realized (`GET /v1/realized`, its
+  `--wait=hv`): the switches are read right after the API says so, and a "realized" the
+  switches do not yet show is counted (it must stay 0). Then the unplug: until the port's
+  hypervisor holds the move hold's flows (a port that leaves keeps its place for HOLD s in
+  case it shows up elsewhere: its frames are held, not dropped), until the API says that is
+  realized, and until every touched hypervisor is back where it was (after the hold);
+- batches (CPU): `batch` attaches one after another in one window rounded up to whole
+  seconds (the controller's periodic work runs once a second), against its idle rate just
+  before, measured over IDLE_S; per attach = (window's CPU - idle rate x window) / batch.
+  CPU from /proc/PID/stat (every thread, those that ended too); no API call in the window.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+
+from controller.mobility import HOLD
+from dataplane.hypervisor import VmPort
+from mininet_topos.lab import LabError
+
+POLL = 0.002                 # s between looks during a timed change
+TAIL = 0.5                   # s a CPU window runs on after its last confirmation (work after it counts)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of a process so far, every thread counted (those that ended too)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK          # utime + stime
+
+
+@dataclasses.dataclass
+class Attach:
+    """Where the scenario attaches, and what an attach brings there (learned once)."""
+    hv: str
+    switch: object                      # topology's LogicalSwitch
+    touched: list[str]                  # hypervisors that reach the switch (and hv)
+    delta: dict[str, int] = dataclasses.field(default_factory=dict)   # flows an attach adds, per hypervisor
+    changed: list[str] = dataclasses.field(default_factory=list)      # hypervisors whose flows it changes
+    blind: list[str] = dataclasses.field(default_factory=list)        # ... whose count it does not change
+    flows_changed: int = 0              # flows added plus deleted on the switches (by cookie)
+    flow_mods: int = 0                  # flow-mods the controller sent for it (its own counter)
+    made: int = 0                       # ports made so far
+
+    def port(self) -> tuple[VmPort, str]:
+        k = self.made
+        self.made += 1
+        sw = self.switch
+        return (VmPort(f"a{k}", f"a{k}", f"00:50:58:00:{k >> 8 & 255:02x}:{k & 255:02x}", sw.name, sw.vni),
+                str(sw.subnet.network_address + 50 + k))
+
+
+def where(topo) -> Attach:
+    first = topo.vms[0]
+    sw = topo.switch(first.switch)
+    router = next(r for r in topo.routers if any(i.switch == sw.name for i in r.interfaces))
+    joined = {i.switch for i in router.interfaces}
+    return Attach(first.hypervisor, sw, sorted({first.hypervisor} | {v.hypervisor for v in topo.vms
+                                                                      if v.switch in joined}))
+
+
+def measure(ctl, fleet, topo, rounds: int, batches: int, batch: int, quiet: float, idle_s: float,
+            progress) -> dict:
+    a = where(topo)
+    _learn(ctl, fleet, a, quiet)
+    out = {"touched": len(a.changed), "flow_mods_per_attach": a.flow_mods, "flows_changed_per_attach":
+           a.flows_changed, "rounds": [], "batches": [], "batch": batch}
+    for i in range(rounds):
+        progress(f"attach {i + 1} of {rounds}: timed until every hypervisor it touches holds it, then the detach")
+        out["rounds"].append(_round(ctl, fleet, a, quiet))
+    for i in range(batches):
+        progress(f"CPU: batch {i + 1} of {batches}, {batch} attaches in one window against the idle rate")
+        out["batches"].append(_batch(ctl, fleet, a, batch, quiet, idle_s))
+    return out
+
+
+def _flow_mods(ctl) -> int:
+    return sum(h.get("flow_mods", 0) for h in ctl.call("GET", "/hypervisors"))
+
+
+def _create(ctl, fleet, a: Attach, count: int, quiet: float):
+    """`count` new logical ports (untimed); the touched hypervisors' tables once settled."""
+    base = fleet.observe(a.touched)
+    ports = [a.port() for _ in range(count)]
+    for port, ip in ports:
+        ctl.call("POST", "/logical-ports", {"name": port.vm, "switch": a.switch.name, "mac": port.mac, "ips": [ip]})
+    return [p for p, _ in ports], base, settled(fleet, a.touched, base, quiet)
+
+
+def _remove(ctl, fleet, a: Attach, ports, base):
+    for port in ports:
+        ctl.call("DELETE", f"/logical-ports/{port.vm}")
+    until(fleet, a.touched, lambda now: now == base, "the logical ports' deletion", HOLD + 30)
+
+
+def _learn(ctl, fleet, a: Attach, quiet: float):
+    (port,), base, before = _create(ctl, fleet, a, 1, quiet)
+    cookies, mods = fleet.cookies(a.touched), _flow_mods(ctl)
+    fleet.vsctl(a.hv, *port.vsctl_args())
+    after = settled(fleet, a.touched, before, quiet)
+    now = fleet.cookies(a.touched)
+    a.flow_mods = _flow_mods(ctl) - mods
+    a.flows_changed = sum(len(cookies[h] ^ now[h]) for h in a.touched)
+    a.delta = {h: after[h][0] - before[h][0] for h in a.touched}
+    a.changed = [h for h in a.touched if cookies[h] != now[h]]
+    a.blind = [h for h in a.changed if not a.delta[h]]
+    fleet.vsctl(a.hv, f"del-port br-int {port.port}")
+    until(fleet, a.touched, lambda now: now == before, "the detach", HOLD + 30)
+    _remove(ctl, fleet, a, [port], base)
+
+
+def _round(ctl, fleet, a: Attach, quiet: float) -> dict:
+    (port,), base, before = _create(ctl, fleet, a, 1, quiet)
+    want = {h: (before[h][0] + a.delta[h], before[h][1]) for h in a.touched}
+    blind = fleet.cookies(a.blind) if a.blind else {}
+    mods = _flow_mods(ctl)
+
+    def attached():
+        return fleet.observe(a.touched) == want and (
+            not blind or all(c != blind[h] for h, c in fleet.cookies(a.blind).items()))
+    r = timed(ctl, lambda: fleet.vsctl(a.hv, *port.vsctl_args()), attached, "the attach")
+    r["flow_mods"] = _flow_mods(ctl) - mods
+    held = fleet.cookies([a.hv])[a.hv]
+    d = timed(ctl, lambda: fleet.vsctl(a.hv, f"del-port br-int {port.port}"),
+              lambda: fleet.cookies([a.hv])[a.hv] != held, "the detach")
+    until(fleet, a.touched, lambda now: now == before, "the detach's hold to end", HOLD + 30)
+    r.update({f"detach_{k}": v for k, v in d.items()}, detach_cleared_ms=(time.monotonic() - d["t0"]) * 1000)
+    _remove(ctl, fleet, a, [port], base)
+    return r
+
+
+def timed(ctl, act, holds, what: str, timeout: float = 30.0) -> dict:
+    """Do `act`, then look until `holds()` (the switches hold the change) and until the API
+    says the change is realized (a generation newer than before, then realized up to it); the
+    switches are looked at again right after the API says so. Times in ms from the act."""
+    gen0 = ctl.call("GET", "/realized")["generation"]
+    t0 = time.monotonic()
+    act()
+    acted = time.monotonic()
+    sw_t = api_t = gen = None
+    early, looks = False, 0
+    while sw_t is None or api_t is None:
+        looks += 1
+        if sw_t is None and holds():
+            sw_t = time.monotonic()
+        if api_t is None:
+            r = ctl.call("GET", "/realized")
+            gen = gen or (r["generation"] if r["generation"] > gen0 else None)
+            if gen and r["realized"] >= gen:
+                api_t = time.monotonic()
+                early = sw_t is None and not holds()
+        if time.monotonic() - t0 > timeout:
+            raise LabError(f"{what} was not {'held by the switches' if sw_t is None else 'realized'} "
+                           f"within {timeout:.0f} s")
+        time.sleep(POLL)
+    return {"t0": t0, "switches_ms": (sw_t - t0) * 1000, "realized_ms": (api_t - t0) * 1000, "realized_early": early,
+            "act_ms": (acted - t0) * 1000, "look_ms": (time.monotonic() - acted) * 1000 / looks}
+
+
+def _batch(ctl, fleet, a: Attach, count: int, quiet: float, idle_s: float) -> dict:
+    ports, base, before = _create(ctl, fleet, a, count, quiet)
+    cpu0 = process_cpu_s(ctl.pid)
+    time.sleep(idle_s)                        # a measurement window, not a wait
+    idle = (process_cpu_s(ctl.pid) - cpu0) / idle_s
+    db0 = process_cpu_s(ctl.database_server())
+    t0, cpu0 = time.monotonic(), process_cpu_s(ctl.pid)
+    for j, port in enumerate(ports, start=1):
+        fleet.vsctl(a.hv, *port.vsctl_args())
+        want = {h: (before[h][0] + j * a.delta[h], before[h][1]) for h in a.touched}
+        until(fleet, a.touched, lambda now: now == want, f"attach {j} of the batch")
+    busy = time.monotonic() - t0
+    window = math.ceil(busy + TAIL)
+    time.sleep(max(0.0, t0 + window - time.monotonic()))     # the window's end, whole seconds from its start
+    cpu = process_cpu_s(ctl.pid) - cpu0
+    db = process_cpu_s(ctl.database_server()) - db0
+    for port in ports:
+        fleet.vsctl(a.hv, f"del-port br-int {port.port}")
+    until(fleet, a.touched, lambda now: now == before, "the batch's detaches", HOLD + 30)
+    _remove(ctl, fleet, a, ports, base)
+    return {"cpu_per_attach_ms": (cpu - idle * window) / count * 1000, "window_s": window, "busy_s": busy,
+            "window_cpu_s": cpu, "idle_pct": idle * 100, "db_cpu_per_attach_ms": db / count * 1000}
+
+
+def settled(fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
+    """The hypervisors' (flows, tunnels) once they changed from `was` and then stayed the
+    same for `quiet` s (untimed steps only)."""
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = fleet.observe(names)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet and (now != was or time.monotonic() - since >= 3 * quiet):
+            return now
+        time.sleep(0.05)
+    raise LabError(f"the hypervisors' tables did not settle within {timeout:.0f} s")
+
+
+def until(fleet, names, condition, what: str, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        now = fleet.observe(names)
+        if condition(now):
+            return now
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} was not confirmed on {len(names)} hypervisors within {timeout:.0f} s")
+        time.sleep(POLL)
+
+
+def summary(out: dict) -> dict:
+    """The rounds and batches as the figures' numbers: p50/p95 of the times, the CPU per
+    attach's p50 and spread."""
+    rounds, batches = out["rounds"], out["batches"]
+
+    def col(key):
+        return [r[key] for r in rounds]
+    cpu = [b["cpu_per_attach_ms"] for b in batches]
+    return {
+        "touched": out["touched"], "flow_mods_per_attach": out["flow_mods_per_attach"],
+        "flows_changed_per_attach": out["flows_changed_per_attach"],
+        "flow_mods_rounds": col("flow_mods"),
+        "attach_ms": col("switches_ms"), "attach_realized_ms": col("realized_ms"),
+        "realized_early": sum(r["realized_early"] for r in rounds) + sum(r["detach_realized_early"] for r in rounds),
+        "look_ms": statistics.median(col("look_ms")), "plug_ms": statistics.median(col("act_ms")),
+        "detach_ms": col("detach_switches_ms"), "detach_realized_ms": col("detach_realized_ms"),
+        "detach_cleared_ms": col("detach_cleared_ms"),
+        "cpu_per_attach_ms": statistics.median(cpu), "cpu_per_attach_all_ms": cpu,
+        "cpu_batch": out["batch"],
+        "cpu_windows_s": [b["window_s"] for b in batches], "idle_cpu_pct": statistics.median(b["idle_pct"] for b in batches),
+        "db_cpu_per_attach_ms": statistics.median(b["db_cpu_per_attach_ms"] for b in batches),
+    }
