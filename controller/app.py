@@ -173,6 +173,10 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         installed = self.conv.rec.installed(hv.name) or set()
         return [f for c, f in self.conv.engine.flows(hv.name).items() if c in installed]
 
+    def installed_count(self, hv: Hypervisor) -> int:
+        """len(installed_flows(hv)), in O(1)."""
+        return self.conv.rec.count(hv.name)
+
     def realized(self) -> dict:
         """OVN's --wait=hv: `generation` counts the changes taken in; `realized` is the
         newest whose flows are confirmed on every hypervisor it touches."""

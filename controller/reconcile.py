@@ -113,6 +113,13 @@ class Reconciler:
         sw = self.switches.get(hv)
         return set(sw.installed) if sw else None
 
+    def count(self, hv: str) -> int:
+        """How many of the flows `hv` should hold it holds once everything sent is applied,
+        in O(1) (a row of /v1/hypervisors): what it holds less what is still to go (every
+        cookie held and not wanted is in `delete` until sent), 0 if it is not read."""
+        sw = self.switches.get(hv)
+        return len(sw.installed) - len(sw.delete) if sw else 0
+
     # --- what it should hold ---------------------------------------------------------------
     def feed(self, changes: Changes) -> None:
         for hv, delta in changes.flows.items():

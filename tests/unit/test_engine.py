@@ -192,6 +192,14 @@ class Changes(RuleBasedStateMachine):
             assert self.rec.installed(hv) == set(self.engine.flows(hv)), hv
 
     @invariant()
+    def the_count_of_installed_wanted_flows_needs_no_walk(self):
+        """/v1/hypervisors' row counts (O(1)) what a walk of the hypervisor's flows counts."""
+        for hv in self.rec.switches:
+            walked = self.rec.installed(hv) & self.engine.flows(hv).keys()
+            assert self.rec.count(hv) == len(walked), hv
+        assert self.rec.count("nowhere") == 0
+
+    @invariant()
     def indexes_match_a_scan(self):
         net = self.net
         for h in net.hypervisors.values():
