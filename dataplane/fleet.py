@@ -119,13 +119,14 @@ class Fleet:
             raise HypervisorError(f"{name}: ovs-vsctl {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout
 
-    def observe(self, names) -> dict[str, tuple[int, int]]:
-        """member -> (our flows on its br-int, its tunnel ports), read from the switches."""
-        return self.probe.observe(self._sockets(names))
+    def observe(self, names, probe: BrIntProbe | None = None) -> dict[str, tuple[int, int]]:
+        """member -> (our flows on its br-int, its tunnel ports), read from the switches
+        (through `probe`, a thread's own, else the fleet's)."""
+        return (probe or self.probe).observe(self._sockets(names))
 
-    def cookies(self, names) -> dict[str, set[int]]:
+    def cookies(self, names, probe: BrIntProbe | None = None) -> dict[str, set[int]]:
         """member -> the cookies of our flows on its br-int."""
-        return self.probe.cookies(self._sockets(names))
+        return (probe or self.probe).cookies(self._sockets(names))
 
     def _sockets(self, names) -> dict[str, Path]:
         return {n: self.rundir / n / "br-int.mgmt" for n in names}

@@ -248,7 +248,7 @@ def run(quick: bool, progress) -> dict:
     out = {}
     for hypervisors, vms in sizes:
         r = measure(hypervisors, vms, progress, attaches=3 if quick else 10, quiet=0.3 if quick else 1.0,
-                    batches=2 if quick else 3, batch=10 if quick else 20, idle_s=1.0 if quick else 3.0)
+                    batches=2 if quick else 3, batch=10 if quick else 40, idle_s=1.0 if quick else 3.0)
         out.update(figures(r, targets=(hypervisors, vms) == sizes[-1]))
     return out
 
@@ -293,11 +293,13 @@ def figures(r: dict, targets: bool) -> dict:
             f"{r['realized_early']} of {2 * n} attaches and detaches"), samples=r["attach_realized_ms"]),
         f"realized_before_switches@{size}": fig(r["realized_early"], "changes", note=(
             f"of {2 * n}: the API said realized while a touched br-int did not yet hold the change (must be 0)")),
-        f"detach_ms@{size}": fig(p(r["detach_ms"], 50), "ms", note=(
-            f"p50 of {n} (p95 {p(r['detach_ms'], 95):.1f}; realized by the API p50 "
-            f"{p(r['detach_realized_ms'], 50):.1f}): VM port unplugged until its hypervisor holds the move hold's "
-            f"flows (a port that leaves keeps its place {hold:g} s in case it shows up elsewhere: its frames are "
-            "held, not dropped)"), samples=r["detach_ms"]),
+        f"detach_ms@{size}": fig(p(r["detach_realized_ms"], 50), "ms", note=(
+            f"p50 of {n} (p95 {p(r['detach_realized_ms'], 95):.1f}): VM port unplugged until GET /v1/realized says "
+            f"the change is confirmed, the port's hypervisor read right after (realized_before_switches counts "
+            f"where it did not yet hold it); that change is the move hold's start: a port that leaves keeps its place {hold:g} s "
+            "in case it shows up elsewhere (its frames held, not dropped); watched on the switch alone (a whole "
+            f"flow dump per look, every {r['detach_look_ms']:.0f} ms): p50 {p(r['detach_ms'], 50):.0f} ms"),
+            samples=r["detach_realized_ms"]),
         f"detach_after_hold_ms@{size}": fig(p(after_hold, 50), "ms", note=(
             f"p50 of {n}: the move hold ({hold:g} s) over, until every touched hypervisor is back as before "
             f"the attach (unplug to cleared: p50 {p(r['detach_cleared_ms'], 50):.0f} ms)")),
@@ -306,8 +308,8 @@ def figures(r: dict, targets: bool) -> dict:
         f"cpu_per_attach_ms@{size}": fig(r["cpu_per_attach_ms"], "ms", "cpu_per_attach", (
             f"p50 of {len(cpu)} batches (each {', '.join(f'{x:.2f}' for x in cpu)}; spread "
             f"{max(cpu) - min(cpu):.2f}): {r['cpu_batch']} attaches one after another in one window of "
-            f"{'/'.join(str(w) for w in r['cpu_windows_s'])} s, less the controller's idle rate just before "
-            f"({r['idle_cpu_pct']:.1f}% of a core); /proc/PID/stat, every thread; its database server "
+            f"{'/'.join(str(w) for w in r['cpu_windows_s'])} s, less the controller's idle rate (windows "
+            f"just before and after: {r['idle_cpu_pct']:.1f}% of a core); /proc/PID/stat, every thread; its database server "
             f"{r['db_cpu_per_attach_ms']:.2f} ms more"), samples=cpu),
         f"peak_memory_mb@{size}": fig(r["peak_mb"], "MB", note="controller's VmHWM"),
         f"flows_per_hv@{size}": fig(r["flows_per_hv_mean"], "flows", note=f"max {r['flows_per_hv_max']}"),

@@ -18,11 +18,14 @@ Three measurements, kept apart so that one does not disturb the other:
   switches do not yet show is counted (it must stay 0). Then the unplug: until the port's
   hypervisor holds the move hold's flows (a port that leaves keeps its place for HOLD s in
   case it shows up elsewhere: its frames are held, not dropped), until the API says that is
-  realized, and until every touched hypervisor is back where it was (after the hold);
+  realized (the switch is read right after, as for the attach; looking at the switch alone
+  takes a whole flow dump each time: the port's flows are replaced in place, their count
+  does not change), and until every touched hypervisor is back where it was (after the hold);
 - batches (CPU): `batch` attaches one after another in one window rounded up to whole
-  seconds (the controller's periodic work runs once a second), against its idle rate just
-  before, measured over IDLE_S; per attach = (window's CPU - idle rate x window) / batch.
-  CPU from /proc/PID/stat (every thread, those that ended too); no API call in the window.
+  seconds (the controller's periodic work runs once a second), against its idle rate, the
+  mean of a window just before and one as long as the batch's just after; per attach =
+  (window's CPU - idle rate x window) / batch. CPU from /proc/PID/stat (every thread, those
+  that ended too: 10 ms ticks); no API call in the windows.
 """
 from __future__ import annotations
 
@@ -30,11 +33,13 @@ import dataclasses
 import math
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
 from controller.mobility import HOLD
 from dataplane.hypervisor import VmPort
+from dataplane.ofprobe import BrIntProbe
 from mininet_topos.lab import LabError
 
 POLL = 0.002                 # s between looks during a timed change
@@ -134,14 +139,14 @@ def _round(ctl, fleet, a: Attach, quiet: float) -> dict:
     blind = fleet.cookies(a.blind) if a.blind else {}
     mods = _flow_mods(ctl)
 
-    def attached():
-        return fleet.observe(a.touched) == want and (
-            not blind or all(c != blind[h] for h, c in fleet.cookies(a.blind).items()))
+    def attached(probe):
+        return fleet.observe(a.touched, probe) == want and (
+            not blind or all(c != blind[h] for h, c in fleet.cookies(a.blind, probe).items()))
     r = timed(ctl, lambda: fleet.vsctl(a.hv, *port.vsctl_args()), attached, "the attach")
     r["flow_mods"] = _flow_mods(ctl) - mods
     held = fleet.cookies([a.hv])[a.hv]
     d = timed(ctl, lambda: fleet.vsctl(a.hv, f"del-port br-int {port.port}"),
-              lambda: fleet.cookies([a.hv])[a.hv] != held, "the detach")
+              lambda probe: fleet.cookies([a.hv], probe)[a.hv] != held, "the detach")
     until(fleet, a.touched, lambda now: now == before, "the detach's hold to end", HOLD + 30)
     r.update({f"detach_{k}": v for k, v in d.items()}, detach_cleared_ms=(time.monotonic() - d["t0"]) * 1000)
     _remove(ctl, fleet, a, [port], base)
@@ -149,38 +154,58 @@ def _round(ctl, fleet, a: Attach, quiet: float) -> dict:
 
 
 def timed(ctl, act, holds, what: str, timeout: float = 30.0) -> dict:
-    """Do `act`, then look until `holds()` (the switches hold the change) and until the API
-    says the change is realized (a generation newer than before, then realized up to it); the
-    switches are looked at again right after the API says so. Times in ms from the act."""
+    """Do `act`, then look until `holds(probe)` (the switches hold the change) and, in a
+    thread of its own (its own probe), until the API says the change is realized (a
+    generation newer than before, then realized up to it): the switches are read right
+    after the API says so. Times in ms from the act."""
     gen0 = ctl.call("GET", "/realized")["generation"]
+    api: dict = {}
+    stop = threading.Event()
+
+    def watch():
+        probe, gen = BrIntProbe(), None
+        try:
+            while not stop.is_set():
+                r = ctl.call("GET", "/realized")
+                gen = gen or (r["generation"] if r["generation"] > gen0 else None)
+                if gen and r["realized"] >= gen:
+                    api["t"] = time.monotonic()
+                    api["early"] = not holds(probe)
+                    return
+                time.sleep(POLL)
+        except Exception as e:          # handed to the measuring thread
+            api["error"] = e
+        finally:
+            probe.close()
+    watcher = threading.Thread(target=watch, name="realized-watch", daemon=True)
+    watcher.start()
     t0 = time.monotonic()
-    act()
-    acted = time.monotonic()
-    sw_t = api_t = gen = None
-    early, looks = False, 0
-    while sw_t is None or api_t is None:
-        looks += 1
-        if sw_t is None and holds():
-            sw_t = time.monotonic()
-        if api_t is None:
-            r = ctl.call("GET", "/realized")
-            gen = gen or (r["generation"] if r["generation"] > gen0 else None)
-            if gen and r["realized"] >= gen:
-                api_t = time.monotonic()
-                early = sw_t is None and not holds()
-        if time.monotonic() - t0 > timeout:
-            raise LabError(f"{what} was not {'held by the switches' if sw_t is None else 'realized'} "
-                           f"within {timeout:.0f} s")
-        time.sleep(POLL)
-    return {"t0": t0, "switches_ms": (sw_t - t0) * 1000, "realized_ms": (api_t - t0) * 1000, "realized_early": early,
-            "act_ms": (acted - t0) * 1000, "look_ms": (time.monotonic() - acted) * 1000 / looks}
+    try:
+        act()
+        acted, looks = time.monotonic(), 0
+        while not holds(None):
+            looks += 1
+            if time.monotonic() - t0 > timeout:
+                raise LabError(f"{what} was not held by the switches within {timeout:.0f} s")
+            time.sleep(POLL)
+        sw_t = time.monotonic()
+        watcher.join(max(0.0, t0 + timeout - sw_t))
+    finally:
+        stop.set()
+    if "error" in api:
+        raise LabError(f"{what}: the API: {api['error']}")
+    if "t" not in api:
+        raise LabError(f"{what} was not realized (GET /v1/realized) within {timeout:.0f} s")
+    return {"t0": t0, "switches_ms": (sw_t - t0) * 1000, "realized_ms": (api["t"] - t0) * 1000,
+            "realized_early": api["early"], "act_ms": (acted - t0) * 1000,
+            "look_ms": (sw_t - acted) * 1000 / max(1, looks)}
 
 
 def _batch(ctl, fleet, a: Attach, count: int, quiet: float, idle_s: float) -> dict:
     ports, base, before = _create(ctl, fleet, a, count, quiet)
     cpu0 = process_cpu_s(ctl.pid)
-    time.sleep(idle_s)                        # a measurement window, not a wait
-    idle = (process_cpu_s(ctl.pid) - cpu0) / idle_s
+    time.sleep(idle_s)                        # measurement windows, not waits
+    idle_before = (process_cpu_s(ctl.pid) - cpu0) / idle_s
     db0 = process_cpu_s(ctl.database_server())
     t0, cpu0 = time.monotonic(), process_cpu_s(ctl.pid)
     for j, port in enumerate(ports, start=1):
@@ -190,14 +215,18 @@ def _batch(ctl, fleet, a: Attach, count: int, quiet: float, idle_s: float) -> di
     busy = time.monotonic() - t0
     window = math.ceil(busy + TAIL)
     time.sleep(max(0.0, t0 + window - time.monotonic()))     # the window's end, whole seconds from its start
-    cpu = process_cpu_s(ctl.pid) - cpu0
+    cpu1 = process_cpu_s(ctl.pid)
     db = process_cpu_s(ctl.database_server()) - db0
+    time.sleep(window)
+    idle_after = (process_cpu_s(ctl.pid) - cpu1) / window
+    idle = (idle_before + idle_after) / 2
     for port in ports:
         fleet.vsctl(a.hv, f"del-port br-int {port.port}")
     until(fleet, a.touched, lambda now: now == before, "the batch's detaches", HOLD + 30)
     _remove(ctl, fleet, a, ports, base)
-    return {"cpu_per_attach_ms": (cpu - idle * window) / count * 1000, "window_s": window, "busy_s": busy,
-            "window_cpu_s": cpu, "idle_pct": idle * 100, "db_cpu_per_attach_ms": db / count * 1000}
+    return {"cpu_per_attach_ms": (cpu1 - cpu0 - idle * window) / count * 1000, "window_s": window, "busy_s": busy,
+            "window_cpu_s": cpu1 - cpu0, "idle_pct": idle * 100, "idle_pcts": (idle_before * 100, idle_after * 100),
+            "db_cpu_per_attach_ms": db / count * 1000}
 
 
 def settled(fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
@@ -241,6 +270,7 @@ def summary(out: dict) -> dict:
         "realized_early": sum(r["realized_early"] for r in rounds) + sum(r["detach_realized_early"] for r in rounds),
         "look_ms": statistics.median(col("look_ms")), "plug_ms": statistics.median(col("act_ms")),
         "detach_ms": col("detach_switches_ms"), "detach_realized_ms": col("detach_realized_ms"),
+        "detach_look_ms": statistics.median(col("detach_look_ms")),
         "detach_cleared_ms": col("detach_cleared_ms"),
         "cpu_per_attach_ms": statistics.median(cpu), "cpu_per_attach_all_ms": cpu,
         "cpu_batch": out["batch"],

@@ -21,7 +21,7 @@ def test_scale_topology_spreads_tenants_without_reaching_everything():
 def test_scale_figures_carry_their_targets_and_say_whether_met():
     r = {"hypervisors": 200, "vms": 5000, "cold_s": 12.5, "listen_s": 0.9, "intent_s": 2.0,
          "attach_ms": [80.0, 90.0, 70.0], "attach_realized_ms": [82.0, 91.0, 71.0], "realized_early": 0,
-         "look_ms": 3.0, "plug_ms": 12.0, "touched": 20, "detach_ms": [30.0, 40.0, 35.0],
+         "look_ms": 3.0, "detach_look_ms": 20.0, "plug_ms": 12.0, "touched": 20, "detach_ms": [30.0, 40.0, 35.0],
          "detach_realized_ms": [31.0, 41.0, 36.0], "detach_cleared_ms": [5600.0, 5700.0, 5650.0],
          "cold_cpu_s": 30.0, "db_cpu_s": 0.2, "cpu_per_attach_ms": 12.0, "cpu_per_attach_all_ms": [11.0, 12.0, 14.0],
          "cpu_batch": 20, "cpu_windows_s": [3, 3, 4], "idle_cpu_pct": 15.0, "db_cpu_per_attach_ms": 0.5,
