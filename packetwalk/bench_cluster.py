@@ -41,7 +41,7 @@ from mininet_topos.checks_cluster import TAKEOVER_TARGET
 from mininet_topos.lab import LabError, wait_for
 from mininet_topos.topology import intent_dict
 from packetwalk import bench_scale
-from packetwalk.bench import figure, not_measured
+from packetwalk.bench import figure, not_measured, within_limit
 from packetwalk.bench_scale import ScaleError
 from packetwalk.show import ShowError, request
 
@@ -338,7 +338,7 @@ def _masters(fleet: Fleet, hypervisors: list[str], owners: dict[str, str], addre
 def run(quick: bool, progress) -> dict:
     """Every size (QUICK with quick) under 1 and 3 controllers; the figures in `packetwalk
     bench`'s shape."""
-    sizes = QUICK if quick else SIZES
+    sizes = QUICK if quick else within_limit(SIZES)
     out = {}
     for hypervisors, vms in sizes:
         for n in CONTROLLERS:

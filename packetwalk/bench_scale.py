@@ -40,7 +40,7 @@ from dataplane.hypervisor import OPENFLOW_PORT, VmPort, start_time, stop_all
 from mininet_topos import cleanup, readiness
 from mininet_topos.lab import LabError, wait_for
 from mininet_topos.topology import intent_dict, parse_topology
-from packetwalk.bench import scale_changes
+from packetwalk.bench import scale_changes, within_limit
 from packetwalk.bench.convergence import percentile
 from packetwalk.show import ShowError, request
 
@@ -244,7 +244,7 @@ def _cold(ctl: Controller, fleet: Fleet, exp, t0: float, timeout: float) -> dict
 
 def run(quick: bool, progress) -> dict:
     """Every size in turn (QUICK with quick); the figures in `packetwalk bench`'s shape."""
-    sizes = QUICK if quick else SIZES
+    sizes = QUICK if quick else within_limit(SIZES)
     out = {}
     for hypervisors, vms in sizes:
         r = measure(hypervisors, vms, progress, attaches=3 if quick else 10, quiet=0.3 if quick else 1.0,
@@ -295,9 +295,9 @@ def figures(r: dict, targets: bool) -> dict:
             f"of {2 * n}: the API said realized while a touched br-int did not yet hold the change (must be 0)")),
         f"detach_ms@{size}": fig(p(r["detach_realized_ms"], 50), "ms", note=(
             f"p50 of {n} (p95 {p(r['detach_realized_ms'], 95):.1f}): VM port unplugged until GET /v1/realized says "
-            f"the change is confirmed, the port's hypervisor read right after (realized_before_switches counts "
-            f"where it did not yet hold it); that change is the move hold's start: a port that leaves keeps its place {hold:g} s "
-            "in case it shows up elsewhere (its frames held, not dropped); watched on the switch alone (a whole "
+            "the change is confirmed, the port's hypervisor read right after (realized_before_switches counts "
+            "where it did not yet hold it); that change is the move hold's start: a port that leaves keeps its "
+            f"place {hold:g} s in case it shows up elsewhere (its frames held, not dropped); watched on the switch alone (a whole "
             f"flow dump per look, every {r['detach_look_ms']:.0f} ms): p50 {p(r['detach_ms'], 50):.0f} ms"),
             samples=r["detach_realized_ms"]),
         f"detach_after_hold_ms@{size}": fig(p(after_hold, 50), "ms", note=(
@@ -309,8 +309,8 @@ def figures(r: dict, targets: bool) -> dict:
             f"p50 of {len(cpu)} batches (each {', '.join(f'{x:.2f}' for x in cpu)}; spread "
             f"{max(cpu) - min(cpu):.2f}): {r['cpu_batch']} attaches one after another in one window of "
             f"{'/'.join(str(w) for w in r['cpu_windows_s'])} s, less the controller's idle rate (windows "
-            f"just before and after: {r['idle_cpu_pct']:.1f}% of a core); /proc/PID/stat, every thread; its database server "
-            f"{r['db_cpu_per_attach_ms']:.2f} ms more"), samples=cpu),
+            f"just before and after: {r['idle_cpu_pct']:.1f}% of a core); /proc/PID/stat, every thread; its "
+            f"database server {r['db_cpu_per_attach_ms']:.2f} ms more"), samples=cpu),
         f"peak_memory_mb@{size}": fig(r["peak_mb"], "MB", note="controller's VmHWM"),
         f"flows_per_hv@{size}": fig(r["flows_per_hv_mean"], "flows", note=f"max {r['flows_per_hv_max']}"),
         f"flow_mods_per_attach@{size}": fig(r["flow_mods_per_attach"], "flow-mods", note=(

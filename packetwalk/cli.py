@@ -327,7 +327,9 @@ def demo(as_json, keep, out_dir):
 @click.option("--quick", is_flag=True, help="small sizes, fast (CI runs this for correctness, never for time)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--plot", "plot_dir", default=None, metavar="DIR", help="write PNG plots of the figures here")
-def bench(scenarios, quick, as_json, plot_dir):
+@click.option("--max-hypervisors", type=click.IntRange(1), default=None, metavar="N",
+              help="the scale scenarios' sizes up to N hypervisors (default: all, up to 200)")
+def bench(scenarios, quick, as_json, plot_dir, max_hypervisors):
     """Measure the seed's claims and the controller's cost beside their baselines and targets.
 
     SCENARIO: one or more of underlay-table, underlay-arp, routing-path, convergence,
@@ -335,7 +337,9 @@ def bench(scenarios, quick, as_json, plot_dir):
     fails on a time: the exit code is non-zero only if a scenario could not produce its figures.
     """
     from mininet_topos.lab import LabError
+    import packetwalk.bench
     from packetwalk.bench import SCENARIOS, report
+    packetwalk.bench.MAX_HYPERVISORS = max_hypervisors
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         _fail(f"bench: unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")

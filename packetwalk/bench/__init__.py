@@ -47,6 +47,14 @@ SCENARIOS = {
 }
 
 
+MAX_HYPERVISORS: int | None = None     # `--max-hypervisors`: the scale scenarios' sizes up to this
+
+
+def within_limit(sizes):
+    """The (hypervisors, ...) sizes no larger than MAX_HYPERVISORS (all of them if unset)."""
+    return [s for s in sizes if MAX_HYPERVISORS is None or s[0] <= MAX_HYPERVISORS]
+
+
 class NotAvailable(Exception):
     """The scenario's module is not installed in this tree."""
 

@@ -274,6 +274,7 @@ def summary(out: dict) -> dict:
         "detach_cleared_ms": col("detach_cleared_ms"),
         "cpu_per_attach_ms": statistics.median(cpu), "cpu_per_attach_all_ms": cpu,
         "cpu_batch": out["batch"],
-        "cpu_windows_s": [b["window_s"] for b in batches], "idle_cpu_pct": statistics.median(b["idle_pct"] for b in batches),
+        "cpu_windows_s": [b["window_s"] for b in batches],
+        "idle_cpu_pct": statistics.median(b["idle_pct"] for b in batches),
         "db_cpu_per_attach_ms": statistics.median(b["db_cpu_per_attach_ms"] for b in batches),
     }
