@@ -483,6 +483,7 @@ class Lab:
         try:
             for phase in (0, 1):
                 if phase == 1:
+                    self.progress("the hypervisors' daemons are up; waiting for the controller to listen")
                     self._controller_ready()
                     self.progress("the controller listens and holds the intent; hypervisors connect")
                 commands = [(node, node.ovs.wrapped(scripts[node.name][phase])) for node in hvs]
@@ -507,6 +508,7 @@ class Lab:
         start = time.monotonic()
         announced: dict[str, float] = {}
         neighbours: dict[str, set[str]] = {}
+        reached: set[str] = set()
         told = start
         with contextlib.closing(BrIntProbe()) as probe:
             while True:
@@ -518,7 +520,12 @@ class Lab:
                 if due:
                     bringup.run_on([(self.vm(vm), self.vm(vm).announce_command()) for vm in due])
                     announced.update((vm, now) for vm in due)
-                missing = readiness.missing(exp, state) or self._unconfirmed(exp, state, probe)
+                missing = readiness.missing(exp, state)
+                for stage in readiness.stages(exp, state, missing):
+                    if stage not in reached:
+                        reached.add(stage)
+                        self.progress(f"{stage} ({time.monotonic() - start:.2f} s of waiting)")
+                missing = missing or self._unconfirmed(exp, state, probe)
                 if not missing:
                     pending = [hv for hv, r in exp.tunnels.items() if set(r.values()) - neighbours.get(hv, set())]
                     neighbours.update(self._neighbours(pending))

@@ -97,6 +97,18 @@ def missing(exp: Expectation, state: dict) -> list[str]:
     return out
 
 
+def stages(exp: Expectation, state: dict, missing_now: list[str]) -> list[str]:
+    """The steps of a start the controller's state shows done (progress, and where a start's
+    time goes): every hypervisor connected; then everything the controller sends in place."""
+    hvs = state.get("hypervisors", {})
+    out = []
+    if all(hvs.get(hv, {}).get("openflow") and hvs.get(hv, {}).get("ovsdb") for hv in exp.ports):
+        out.append("every hypervisor connected (OpenFlow and OVSDB)")
+        if not missing_now:
+            out.append("the controller has sent every flow and tunnel and learned every binding")
+    return out
+
+
 def unconfirmed(exp: Expectation, state: dict, observed: dict[str, tuple[int, int]]) -> list[str]:
     """Hypervisors whose br-int does not hold what the controller says it sent there yet;
     `observed` is hypervisor -> (our flows, tunnel ports) as the switch itself says."""

@@ -298,7 +298,8 @@ def figures(r: dict, targets: bool) -> dict:
             "the change is confirmed, the port's hypervisor read right after (realized_before_switches counts "
             "where it did not yet hold it); that change is the move hold's start: a port that leaves keeps its "
             f"place {hold:g} s in case it shows up elsewhere (its frames held, not dropped); watched on the "
-            f"switch alone (a whole flow dump per look, every {r['detach_look_ms']:.0f} ms): p50 {p(r['detach_ms'], 50):.0f} ms"),
+            f"switch alone (a whole flow dump per look, every {r['detach_look_ms']:.0f} ms): "
+            f"p50 {p(r['detach_ms'], 50):.0f} ms"),
             samples=r["detach_realized_ms"]),
         f"detach_after_hold_ms@{size}": fig(p(after_hold, 50), "ms", note=(
             f"p50 of {n}: the move hold ({hold:g} s) over, until every touched hypervisor is back as before "

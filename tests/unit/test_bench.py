@@ -91,3 +91,23 @@ def test_percentiles_are_nearest_rank():
     values = list(range(1, 21))
     assert (convergence.percentile(values, 50), convergence.percentile(values, 95)) == (10, 19)
     assert convergence.percentile([7.0], 95) == 7.0 and convergence.percentile([], 50) is None
+
+
+def test_a_lab_starts_steps_are_read_from_its_progress_lines():
+    from packetwalk.bench import labstart
+    lines = [(0.01, "lab g2x2: building g2x2: 2 hypervisors, 4 VMs"),
+             (0.2, "lab g2x2: starting 2 hypervisors: ovsdb-server + ovs-vswitchd each, VTEPs 1..2"),
+             (0.4, "lab g2x2: the hypervisors' daemons are up; waiting for the controller to listen"),
+             (0.5, "lab g2x2: the controller listens and holds the intent; hypervisors connect"),
+             (0.7, "lab g2x2: every hypervisor connected (OpenFlow and OVSDB) (0.20 s of waiting)"),
+             (0.8, "lab g2x2: ready after 0.3 s of waiting")]
+    assert labstart.steps(lines) == ("network built 0.20, hypervisors' daemons up 0.40, controller listening with "
+                                     "the intent 0.50, every hypervisor connected 0.70, confirmed on every br-int, "
+                                     "VTEPs resolved: ready 0.80")
+
+
+def test_the_scale_sizes_can_stop_at_a_number_of_hypervisors(monkeypatch):
+    monkeypatch.setattr(bench, "MAX_HYPERVISORS", 50)
+    assert bench.within_limit([(10, 250), (50, 1250), (100, 2500)]) == [(10, 250), (50, 1250)]
+    monkeypatch.setattr(bench, "MAX_HYPERVISORS", None)
+    assert len(bench.within_limit([(10, 250), (200, 5000)])) == 2

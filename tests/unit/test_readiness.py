@@ -144,3 +144,17 @@ def test_a_big_lab_waits_for_more_unanswered_echoes():
     assert echo_misses(parse_topology(mesh(8))) is None             # the controller's own 3
     assert echo_misses(parse_topology(mesh(32))) == 4
     assert echo_misses(parse_topology(mesh(64))) == 8
+
+
+def test_the_stages_of_a_start_follow_the_controllers_state():
+    topo = seed_like()
+    exp = readiness.expect(topo, placement(topo))
+    state = ready_state(topo, exp)
+    assert readiness.stages(exp, state, readiness.missing(exp, state)) == [
+        "every hypervisor connected (OpenFlow and OVSDB)",
+        "the controller has sent every flow and tunnel and learned every binding"]
+    state["arp_table"] = {}                             # connected, bindings not learned yet
+    assert readiness.stages(exp, state, readiness.missing(exp, state)) == [
+        "every hypervisor connected (OpenFlow and OVSDB)"]
+    state["hypervisors"]["hv3"]["ovsdb"] = False
+    assert readiness.stages(exp, state, readiness.missing(exp, state)) == []
