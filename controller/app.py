@@ -174,8 +174,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         return [f for c, f in self.conv.engine.flows(hv.name).items() if c in installed]
 
     def installed_count(self, hv: Hypervisor) -> int:
-        """len(installed_flows(hv)), in O(1)."""
-        return self.conv.rec.count(hv.name)
+        """len(installed_flows(hv)) without building it: `/v1/hypervisors` asks it of every
+        hypervisor, in this thread (at 200 hypervisors, 330,000 flows each time)."""
+        return self.conv.installed_count(hv.name)
 
     def realized(self) -> dict:
         """OVN's --wait=hv: `generation` counts the changes taken in; `realized` is the

@@ -99,6 +99,11 @@ class Convergence:
                 break
         return sends, plans
 
+    def installed_count(self, hv: str) -> int:
+        """How many of the flows hv should hold it holds (as far as the reconciler knows), in
+        O(1) (Reconciler.count)."""
+        return self.rec.count(hv)
+
     @property
     def realized(self) -> dict:
         return {"generation": self.dispatch.generation, "realized": self.dispatch.realized}

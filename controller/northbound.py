@@ -45,7 +45,7 @@ class Controller(Protocol):
 
     def installed_flows(self, hv: Hypervisor) -> list[Flow]: ...
 
-    def installed_count(self, hv: Hypervisor) -> int: ...     # len(installed_flows(hv)), O(1): a row
+    def installed_count(self, hv: Hypervisor) -> int: ...     # len(installed_flows(hv)), without the list
 
     def write_intent(self, edit: Callable[[dict], None], exact: bool = False) -> tuple[Intent, dict]: ...
 

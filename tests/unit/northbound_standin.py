@@ -79,7 +79,7 @@ class InlineController:
         return hypervisor_flows(self.net, hv)
 
     def installed_count(self, hv):
-        return len(hypervisor_flows(self.net, hv))
+        return len(self.installed_flows(hv))
 
     def write_intent(self, edit, exact=False):
         """As the app: one transaction, then the model follows the database."""
