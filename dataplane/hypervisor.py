@@ -59,11 +59,21 @@ class HypervisorOVS:
         """Run `command` in the namespace with this hypervisor's OVS environment; raise on failure."""
         return self.checked(command, self.run(self.wrapped(command)))
 
+    # A node's shell reads its commands through a pseudo-terminal, whose lines stop at 4,095
+    # bytes: a longer one never reaches the shell whole and the node waits for ever (a
+    # hypervisor with 16 VMs has a 4.7 KB start line). Longer commands go through a file.
+    LINE_MAX = 3000
+
     def wrapped(self, command: str) -> str:
         """`command` as the shell line `sh` runs (for a caller that runs it itself, e.g. on
         many hypervisors at once); `checked` reads its output."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in ovs_env(self.rundir).items())
-        return f"env {env} sh -c {shlex.quote(command)} 2>&1; echo __rc=$?"
+        if len(command) <= self.LINE_MAX:
+            return f"env {env} sh -c {shlex.quote(command)} 2>&1; echo __rc=$?"
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        script = self.rundir / f"command-{os.urandom(4).hex()}.sh"
+        script.write_text(command + "\n")
+        return f"env {env} sh {shlex.quote(str(script))} 2>&1; echo __rc=$?"
 
     def checked(self, command: str, output: str) -> str:
         body, _, rc = output.rpartition("__rc=")
