@@ -36,7 +36,7 @@ def run(names: list[str], quick: bool, progress) -> dict:
               "quick": quick, "machine": machine(), "scenarios": {}}
     with labs.session(progress):
         for name in names:
-            t0 = time.monotonic()
+            t0, load = time.monotonic(), os.getloadavg()[0]
             progress(f"{name}: running")
             if name in ("scale", "scale-cluster"):
                 labs.release()          # it runs its own fleet of hypervisors: give it the machine
@@ -49,6 +49,7 @@ def run(names: list[str], quick: bool, progress) -> dict:
                 progress(f"{name}: failed: {e}")
                 entry = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
             entry["seconds"] = round(time.monotonic() - t0, 1)
+            entry["load"] = [round(load, 1), round(os.getloadavg()[0], 1)]     # 1-minute load, before and after
             progress(f"{name}: done in {entry['seconds']} s")
             result["scenarios"][name] = entry
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -63,7 +64,8 @@ def text(result: dict) -> str:
              f"{m['cpus']} CPUs ({m['cpu']}), load {m['load_average']} before, "
              f"{result.get('load_average_after')} after"]
     for name, s in result["scenarios"].items():
-        lines += ["", f"== {name} ({s['seconds']} s)"]
+        load = f", load {s['load'][0]:g} -> {s['load'][1]:g}" if s.get("load") else ""
+        lines += ["", f"== {name} ({s['seconds']} s{load})"]
         if "not_available" in s:
             lines.append(f"   not available: {s['not_available']}")
             continue
