@@ -3,7 +3,7 @@
     underlay-macs.png     MACs the underlay switch learned vs VMs, overlay vs physical (log scale)
     flows.png             flows per hypervisor vs VMs (growing VMs, growing hypervisors), OVN beside
     attach-latency.png    port creation to first reply: every attach, per size
-    scale.png             the controller at scale (the scale scenario's figures), one panel per metric
+    scale.png             the controller at scale: cold start, attach, CPU per attach, detach, memory, flows
     scale-cluster.png     1 against 3 controllers at scale: cold start, failover, CPU, busiest share
 """
 from __future__ import annotations
@@ -119,29 +119,56 @@ def _attach(result):
                   "Attach: to the first routed ping reply across hypervisors, and to realized")
 
 
+# the scale scenario's panels: (title, [(metric, label)], the metric whose target is drawn)
+SCALE_PANELS = (
+    ("from cold to programmed (s)", [("cold_s", "cold start")], "cold_s"),
+    ("one attach (ms)", [("attach_ms", "on the switches, p50"), ("attach_p95_ms", "on the switches, p95"),
+                         ("attach_realized_ms", "realized (API), p50")], "attach_ms"),
+    ("controller CPU per attach (ms)", [("cpu_per_attach_ms", "p50 of the batches (bars: all)")],
+     "cpu_per_attach_ms"),
+    ("detach (ms)", [("detach_ms", "to realized (the move hold begins)"),
+                     ("detach_after_hold_ms", "after the 5 s hold, to cleared")], None),
+    ("controller CPU from cold (s)", [("cpu_cold_s", "")], None),
+    ("controller peak memory (MB)", [("peak_memory_mb", "")], None),
+    ("flows per hypervisor", [("flows_per_hv", "")], None),
+    ("flow-mods per attach", [("flow_mods_per_attach", "")], None),
+)
+
+
 def _scale(result):
-    found = result.get("scenarios", {}).get("scale", {}).get("figures", {})
-    metrics = {}
-    for name, f in found.items():
-        at = f.get("at", {})
-        if "@" in name and f.get("value") is not None and isinstance(at.get("hypervisors"), (int, float)):
-            metrics.setdefault(name.split("@")[0], []).append((at["hypervisors"], f))
-    metrics = {m: sorted(rows, key=lambda r: r[0]) for m, rows in metrics.items() if len(rows) > 1}
-    if not metrics:
+    """One panel per SCALE_PANELS entry that has figures at two sizes or more; hypervisors on
+    the x axis; a target as a dashed line; CPU per attach with every batch as a bar."""
+    def rows(metric):
+        return sorted(((at["hypervisors"], f) for at, f in figures(result, "scale", metric)
+                       if isinstance(at.get("hypervisors"), (int, float))), key=lambda r: r[0])
+    panels = [(title, [(rows(m), label) for m, label in lines], rows(target) if target else [])
+              for title, lines, target in SCALE_PANELS if len(rows(lines[0][0])) > 1]
+    if not panels:
         return None
-    cols = min(3, len(metrics))
-    rows_n = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.5 * cols, 3.3 * rows_n), squeeze=False)
-    for ax, (metric, rows) in zip(axes.flat, metrics.items()):
-        unit = rows[0][1].get("unit", "")
-        ax.plot([h for h, _ in rows], [f["value"] for _, f in rows], "o-")
-        target = rows[-1][1].get("target")
-        ax.set_title(f"{metric} ({unit})" + (f"\ntarget {target} at the largest" if target else ""), fontsize=9)
+    cols = min(3, len(panels))
+    fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(4.5 * cols, 3.4 * -(-len(panels) // cols)),
+                             squeeze=False)
+    for ax, (title, lines, target) in zip(axes.flat, panels):
+        for line, label in lines:
+            if not line:
+                continue
+            xs, ys = [h for h, _ in line], [f["value"] for _, f in line]
+            ax.plot(xs, ys, "o-", label=label or None)
+            for h, f in line:
+                if f.get("samples") and "batches" in (label or ""):
+                    ax.vlines(h, min(f["samples"]), max(f["samples"]), color="tab:blue", alpha=0.5, lw=4)
+        goal = next((f["target"] for _, f in target if f.get("target")), None)
+        if goal:
+            ax.axhline(float(goal.split()[-1]), color="grey", linestyle="--", label=f"target {goal} (at 200 x 5,000)")
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("hypervisors")
+        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+        if any(label for _, label in lines) or goal:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle("The controller at scale")
+    fig.suptitle("The controller at scale (emulated hypervisors, real OpenFlow and OVSDB)")
     fig.tight_layout()
     return fig
 
