@@ -526,6 +526,10 @@ class Lab:
                         reached.add(stage)
                         self.progress(f"{stage} ({time.monotonic() - start:.2f} s of waiting)")
                 missing = missing or self._unconfirmed(exp, state, probe)
+                if not missing and "confirmed" not in reached:
+                    reached.add("confirmed")
+                    self.progress(f"every br-int holds it; resolving the VTEPs ({time.monotonic() - start:.2f} s "
+                                  "of waiting)")
                 if not missing:
                     pending = [hv for hv, r in exp.tunnels.items() if set(r.values()) - neighbours.get(hv, set())]
                     neighbours.update(self._neighbours(pending))

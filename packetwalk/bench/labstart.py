@@ -19,7 +19,8 @@ STEPS = (("network built", "ovsdb-server + ovs-vswitchd each"),
          ("controller listening with the intent", "the controller listens and holds the intent"),
          ("every hypervisor connected", "every hypervisor connected"),
          ("controller sent everything, bindings learned", "the controller has sent every"),
-         ("confirmed on every br-int, VTEPs resolved: ready", "ready after"))
+         ("confirmed on every br-int", "every br-int holds it"),
+         ("VTEPs resolved: ready", "ready after"))
 
 
 def steps(stamped: list[tuple[float, str]]) -> str:

@@ -102,8 +102,7 @@ def test_a_lab_starts_steps_are_read_from_its_progress_lines():
              (0.7, "lab g2x2: every hypervisor connected (OpenFlow and OVSDB) (0.20 s of waiting)"),
              (0.8, "lab g2x2: ready after 0.3 s of waiting")]
     assert labstart.steps(lines) == ("network built 0.20, hypervisors' daemons up 0.40, controller listening with "
-                                     "the intent 0.50, every hypervisor connected 0.70, confirmed on every br-int, "
-                                     "VTEPs resolved: ready 0.80")
+                                     "the intent 0.50, every hypervisor connected 0.70, VTEPs resolved: ready 0.80")
 
 
 def test_the_scale_sizes_can_stop_at_a_number_of_hypervisors(monkeypatch):
