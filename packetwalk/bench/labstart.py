@@ -24,8 +24,10 @@ STEPS = (("network built", "ovsdb-server + ovs-vswitchd each"),
 
 
 def steps(stamped: list[tuple[float, str]]) -> str:
-    """'step t, ...': seconds from the start at which each step ended (first line that says so)."""
-    found = [(name, next((t for t, line in stamped if needle in line), None)) for name, needle in STEPS]
+    """'step t, ...': seconds from the start (its first "building" line: a lab that ran before
+    is stopped first) at which each step ended (the first line that says so)."""
+    t0 = next((t for t, line in stamped if ": building " in line), 0.0)
+    found = [(name, next((t - t0 for t, line in stamped if needle in line), None)) for name, needle in STEPS]
     return ", ".join(f"{name} {t:.2f}" for name, t in found if t is not None)
 
 

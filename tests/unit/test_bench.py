@@ -95,14 +95,15 @@ def test_percentiles_are_nearest_rank():
 
 def test_a_lab_starts_steps_are_read_from_its_progress_lines():
     from packetwalk.bench import labstart
-    lines = [(0.01, "lab g2x2: building g2x2: 2 hypervisors, 4 VMs"),
+    lines = [(0.0, "lab g2x1: stopping the lab before"),
+             (0.01, "lab g2x2: building g2x2: 2 hypervisors, 4 VMs"),
              (0.2, "lab g2x2: starting 2 hypervisors: ovsdb-server + ovs-vswitchd each, VTEPs 1..2"),
              (0.4, "lab g2x2: the hypervisors' daemons are up; waiting for the controller to listen"),
              (0.5, "lab g2x2: the controller listens and holds the intent; hypervisors connect"),
              (0.7, "lab g2x2: every hypervisor connected (OpenFlow and OVSDB) (0.20 s of waiting)"),
              (0.8, "lab g2x2: ready after 0.3 s of waiting")]
-    assert labstart.steps(lines) == ("network built 0.20, hypervisors' daemons up 0.40, controller listening with "
-                                     "the intent 0.50, every hypervisor connected 0.70, VTEPs resolved: ready 0.80")
+    assert labstart.steps(lines) == ("network built 0.19, hypervisors' daemons up 0.39, controller listening with "
+                                     "the intent 0.49, every hypervisor connected 0.69, VTEPs resolved: ready 0.79")
 
 
 def test_the_scale_sizes_can_stop_at_a_number_of_hypervisors(monkeypatch):
