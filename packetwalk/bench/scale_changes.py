@@ -225,6 +225,7 @@ def _batch(ctl, fleet, a: Attach, count: int, quiet: float, idle_s: float) -> di
     until(fleet, a.touched, lambda now: now == before, "the batch's detaches", HOLD + 30)
     _remove(ctl, fleet, a, ports, base)
     return {"cpu_per_attach_ms": (cpu1 - cpu0 - idle * window) / count * 1000, "window_s": window, "busy_s": busy,
+            "uncertainty_ms": abs(idle_before - idle_after) / 2 * window / count * 1000,
             "window_cpu_s": cpu1 - cpu0, "idle_pct": idle * 100, "idle_pcts": (idle_before * 100, idle_after * 100),
             "db_cpu_per_attach_ms": db / count * 1000}
 
@@ -277,4 +278,5 @@ def summary(out: dict) -> dict:
         "cpu_windows_s": [b["window_s"] for b in batches],
         "idle_cpu_pct": statistics.median(b["idle_pct"] for b in batches),
         "db_cpu_per_attach_ms": statistics.median(b["db_cpu_per_attach_ms"] for b in batches),
+        "cpu_uncertainty_ms": statistics.median(b["uncertainty_ms"] for b in batches),
     }

@@ -25,6 +25,7 @@ def test_scale_figures_carry_their_targets_and_say_whether_met():
          "detach_realized_ms": [31.0, 41.0, 36.0], "detach_cleared_ms": [5600.0, 5700.0, 5650.0],
          "cold_cpu_s": 30.0, "db_cpu_s": 0.2, "cpu_per_attach_ms": 12.0, "cpu_per_attach_all_ms": [11.0, 12.0, 14.0],
          "cpu_batch": 20, "cpu_windows_s": [3, 3, 4], "idle_cpu_pct": 15.0, "db_cpu_per_attach_ms": 0.5,
+         "cpu_uncertainty_ms": 1.5,
          "peak_mb": 900.0, "flows_per_hv_mean": 1300.0, "flows_per_hv_max": 1400, "flow_mods_per_attach": 27,
          "flow_mods_rounds": [27, 27, 29], "flows_changed_per_attach": 30}
     figs = bench_scale.figures(r, targets=True)
@@ -36,5 +37,6 @@ def test_scale_figures_carry_their_targets_and_say_whether_met():
     assert figs["attach_ms@200x5000"]["value"] == 80.0 and figs["attach_p95_ms@200x5000"]["value"] == 90.0
     assert figs["detach_after_hold_ms@200x5000"]["value"] == 650.0          # the 5 s move hold named, not counted
     assert "move hold" in figs["detach_ms@200x5000"]["note"]
-    assert "spread 3.00" in figs["cpu_per_attach_ms@200x5000"]["note"]
+    cpu_note = figs["cpu_per_attach_ms@200x5000"]["note"]
+    assert "spread 3.00" in cpu_note and "+-1.5 ms" in cpu_note
     assert figs["cpu_per_attach_ms@200x5000"]["samples"] == [11.0, 12.0, 14.0]
