@@ -310,7 +310,8 @@ def figures(r: dict, targets: bool) -> dict:
             f"p50 of {len(cpu)} batches (each {', '.join(f'{x:.2f}' for x in cpu)}; spread "
             f"{max(cpu) - min(cpu):.2f}; the idle rate moved by +-{r['cpu_uncertainty_ms']:.1f} ms per attach "
             f"between the windows before and after a batch, p50): {r['cpu_batch']} attaches one after another "
-            f"in one window of {'/'.join(str(w) for w in r['cpu_windows_s'])} s, less the controller's idle rate (windows "
+            f"in one window of {'/'.join(str(w) for w in r['cpu_windows_s'])} s, less the controller's idle rate "
+            "(windows "
             f"just before and after: {r['idle_cpu_pct']:.1f}% of a core); /proc/PID/stat, every thread; its "
             f"database server {r['db_cpu_per_attach_ms']:.2f} ms more"), samples=cpu),
         f"peak_memory_mb@{size}": fig(r["peak_mb"], "MB", note="controller's VmHWM"),
