@@ -51,6 +51,7 @@ MANAGEMENT, UNDERLAY = "169.254.78.0/24", "192.168.78.0/24"
 CONTROLLER_IP = "169.254.78.1"
 API_PORT = 8191                     # not the lab's 8181: the two may run side by side
 TARGETS = {"cold": ("<", 10.0), "attach": ("<", 100.0), "cpu_per_attach": ("<", 10.0)}   # at 200 x 5,000
+READ_RETRY = 60.0                   # s a read the controller did not answer in time is asked again
 RUNDIR = Path(os.environ.get("PACKETWALK_RUNDIR", "/run/packetwalk")) / "scale"
 
 
@@ -113,10 +114,16 @@ class Controller:
         return pid
 
     def call(self, method: str, path: str, body=None):
-        try:
-            return request(self.api, method, "/v1" + path, body, timeout=120.0)
-        except ShowError as e:
-            raise ScaleError(f"the controller's API: {method} {path}: {e}") from None
+        """The API's answer. A read the controller's busy app thread did not answer in time
+        (its 504) is asked again, for up to READ_RETRY s; a write is not (it may have been made)."""
+        deadline = time.monotonic() + READ_RETRY
+        while True:
+            try:
+                return request(self.api, method, "/v1" + path, body, timeout=120.0)
+            except ShowError as e:
+                if method != "GET" or "did not answer" not in str(e) or time.monotonic() > deadline:
+                    raise ScaleError(f"the controller's API: {method} {path}: {e}") from None
+                self.alive()
 
     def alive(self):
         if self.proc.poll() is not None:
@@ -248,7 +255,7 @@ def run(quick: bool, progress) -> dict:
     out = {}
     for hypervisors, vms in sizes:
         r = measure(hypervisors, vms, progress, attaches=3 if quick else 10, quiet=0.3 if quick else 1.0,
-                    batches=2 if quick else 3, batch=10 if quick else 40, idle_s=1.0 if quick else 3.0)
+                    batches=2 if quick else 3, batch=10 if quick else 40, idle_s=1.0 if quick else 4.0)
         out.update(figures(r, targets=(hypervisors, vms) == sizes[-1]))
     return out
 

@@ -21,8 +21,8 @@ Three measurements, kept apart so that one does not disturb the other:
   realized (the switch is read right after, as for the attach; looking at the switch alone
   takes a whole flow dump each time: the port's flows are replaced in place, their count
   does not change), and until every touched hypervisor is back where it was (after the hold);
-- batches (CPU): `batch` attaches one after another in one window rounded up to whole
-  seconds (the controller's periodic work runs once a second), against its idle rate, the
+- batches (CPU): `batch` attaches one after another in one window rounded up to an even
+  number of seconds (the controller's periodic work runs every one or two seconds), against its idle rate, the
   mean of a window just before and one as long as the batch's just after; per attach =
   (window's CPU - idle rate x window) / batch. CPU from /proc/PID/stat (every thread, those
   that ended too: 10 ms ticks); no API call in the windows.
@@ -213,7 +213,7 @@ def _batch(ctl, fleet, a: Attach, count: int, quiet: float, idle_s: float) -> di
         want = {h: (before[h][0] + j * a.delta[h], before[h][1]) for h in a.touched}
         until(fleet, a.touched, lambda now: now == want, f"attach {j} of the batch")
     busy = time.monotonic() - t0
-    window = math.ceil(busy + TAIL)
+    window = 2 * math.ceil((busy + TAIL) / 2)     # even seconds: the drop counters are read every 2 s
     time.sleep(max(0.0, t0 + window - time.monotonic()))     # the window's end, whole seconds from its start
     cpu1 = process_cpu_s(ctl.pid)
     db = process_cpu_s(ctl.database_server()) - db0
