@@ -37,8 +37,8 @@ def neighbours(node, dev: str) -> list[tuple[str, str]]:
 
 
 def live_migrate(lab, name: str, to: str, made) -> None:
-    """Move VM `name` from its hypervisor to `to`. `made()` is true once the controller has
-    made the port's new place (its change realized)."""
+    """Move VM `name` from its hypervisor to `to`. `made(ofport)` is true once the controller
+    has made the port's new place, the port OVS numbered `ofport` there (its change realized)."""
     from mininet_topos.lab import LabError, wait_for
     vm, node = lab.topo.vm(name), lab.vm(name)
     src, dst = lab.hv(lab.placement[name]), lab.hv(to)
@@ -53,8 +53,9 @@ def live_migrate(lab, name: str, to: str, made) -> None:
     if "ok" not in out:
         raise LabError(f"{name}: no new vNIC for the move to {to}: {out.strip()}")
     dst.ovs.attach_vm(name, name, vm.mac, sw.name, sw.vni)
+    ofport = int(dst.ovs.vsctl(f"get Interface {name} ofport").strip())
     # 2. the network has made it
-    wait_for(made, 10, f"the controller to make {name}'s port on {to}", 0.005)
+    wait_for(lambda: made(ofport), 10, f"the controller to make {name}'s port on {to}", 0.005)
     # 3. switchover: new vNIC up with the VM's address, and ready on the hypervisor's side
     #    too; then its routes and neighbours; the old one's routes go before it does (nothing
     #    is sent into a vNIC going down), then it goes down

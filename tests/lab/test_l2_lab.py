@@ -126,8 +126,8 @@ def test_a_live_migration_has_the_vm_in_both_places_then_only_in_the_new_one(l2_
     from mininet_topos import migration
     seen = {}
 
-    def made():
-        if not l2_lab.port_made("b2", "hv3"):
+    def made(ofport):
+        if not l2_lab.port_made("b2", "hv3", ofport):
             return False
         state = l2_lab.controller_state()["hypervisors"]
         seen["both"] = "b2" in state["hv2"]["attachments"] and "b2" in state["hv3"]["attachments"]
