@@ -110,7 +110,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
             f.write(str(os.getpid()))
     ryu_alias.install()
     keep_handlers_alive()
-    tls_channel.serialize_openflow_tls()
+    tls_channel.guard_openflow_tls()
     manager = AppManager.get_instance()
     try:
         manager.load_apps(apps)

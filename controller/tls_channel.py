@@ -14,15 +14,24 @@ takes at once and waits for room outside the lock (holding it through a full soc
 keep the reader from the switch's echo replies, and two such ends would wait for each other
 for ever). Everything else (setsockopt, shutdown, close) goes straight to the
 socket, as it does on a plain one.
+
+The handshake itself (`accept_tls`, in place of os-ken's server's) has a deadline, and a
+peer it refuses (no certificate, a stranger's, plain TCP) is logged one line per cause per
+interval: os-ken's own server logs a traceback per peer and waits on a silent one for ever.
 """
 from __future__ import annotations
 
 import errno
+import logging
 import select
 import socket
 import ssl
 import threading
 import time
+
+from controller.ratelimit import LogLimiter
+
+LOG = logging.getLogger("packetwalk.controller")
 
 
 class Serialized:
@@ -98,17 +107,69 @@ class Serialized:
             raise OSError(errno.EBADF, "the socket was closed") from e
 
 
-def serialize_openflow_tls() -> None:
-    """Make os-ken hand every switch that connects over TLS a Serialized socket (its
-    OpenFlow server looks the factory up when it runs)."""
+HANDSHAKE_S = 5.0          # a peer that has not finished its TLS handshake by then is dropped
+REFUSED_LOG_INTERVAL = 10.0
+
+
+class _Refusals:
+    """Refused TLS peers, logged one line per cause per interval, with a count (os-ken logs a
+    traceback per refused peer: 180 KB for 200 strangers in 0.7 s). Any thread may note."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._limiter = LogLimiter(REFUSED_LOG_INTERVAL)
+
+    def note(self, address, error: BaseException) -> None:
+        reason = getattr(error, "reason", None)
+        cause = reason or type(error).__name__
+        why = reason.replace("_", " ").lower() if reason else str(error) or cause
+        text = f"OpenFlow: refused a TLS connection from {address[0]}: {why}"
+        with self._lock:
+            line = self._limiter.note(cause, text, time.monotonic())
+        if line:
+            LOG.warning("%s", line)
+
+
+REFUSED = _Refusals()
+
+
+def accept_tls(ctx: ssl.SSLContext, wrap_args: dict, sock: socket.socket, address, serve) -> None:
+    """A switch connected: its TLS handshake within HANDSHAKE_S, then os-ken serves it on a
+    Serialized socket. A refused or silent peer costs one line per cause per interval, no
+    traceback and no thread held."""
+    sock.settimeout(HANDSHAKE_S)
+    try:
+        tls = ctx.wrap_socket(sock, server_side=True, **wrap_args)
+    except (ssl.SSLError, OSError) as e:
+        REFUSED.note(address, e)
+        sock.close()
+        return
+    tls.settimeout(None)                # os-ken's Datapath sets its own
+    serve(Serialized(tls), address)
+
+
+def guard_openflow_tls() -> None:
+    """Make os-ken's OpenFlow server accept TLS switches through accept_tls (its server
+    looks StreamServer up when it runs). The context is set up as os-ken's own server does."""
     from os_ken.base import app_manager  # noqa: F401  first: os-ken's modules import each other
     from os_ken.controller import controller as ofc
-    serve = ofc.datapath_connection_factory
-    if getattr(serve, "serialized_tls", False):
+    from os_ken.lib import hub
+    if getattr(ofc.StreamServer, "guarded_tls", False):
         return
 
-    def factory(sock, address):
-        return serve(Serialized(sock) if isinstance(sock, ssl.SSLSocket) else sock, address)
+    class GuardedServer(hub.StreamServer):
+        guarded_tls = True
 
-    factory.serialized_tls = True
-    ofc.datapath_connection_factory = factory
+        def __init__(self, listen_info, handle=None, backlog=None, spawn="default", **ssl_args):
+            super().__init__(listen_info, handle, backlog, spawn)         # listens, plain
+            if ssl_args:
+                ctx = ssl_args.pop("ssl_ctx")
+                ctx.load_cert_chain(ssl_args.pop("certfile"), ssl_args.pop("keyfile"))
+                if "cert_reqs" in ssl_args:
+                    ctx.verify_mode = ssl_args.pop("cert_reqs")
+                if "ca_certs" in ssl_args:
+                    ctx.load_verify_locations(ssl_args.pop("ca_certs"))
+                ssl_args.pop("server_side", None)
+                self.handle = lambda sock, address: accept_tls(ctx, ssl_args, sock, address, handle)
+
+    ofc.StreamServer = GuardedServer

@@ -93,20 +93,85 @@ def test_a_peer_that_closes_is_the_end_of_the_stream(pki):
     assert Serialized(ctl).recv(8) == b""
 
 
-def test_os_ken_hands_only_tls_sockets_over_serialized(monkeypatch, pki):
+def _server(pki):
+    """os-ken's OpenFlow server as guard_openflow_tls makes it, on a free loopback port, with
+    its arguments as os-ken gives them: (server, what it handed on to serve)."""
     from os_ken.base import app_manager  # noqa: F401  first: os-ken's modules import each other
     from os_ken.controller import controller as ofc
-    seen = []
-    monkeypatch.setattr(ofc, "datapath_connection_factory", lambda sock, address: seen.append(sock))
-    tls_channel.serialize_openflow_tls()
-    tls_channel.serialize_openflow_tls()          # once is enough: not wrapped twice
-    ctl, sw = tls_pair(pki)
-    plain = socket.socket()
+    tls_channel.guard_openflow_tls()
+    tls_channel.guard_openflow_tls()              # once is enough: not wrapped twice
+    assert ofc.StreamServer.__mro__[1].__name__ == "StreamServer"
+    served = []
+    server = ofc.StreamServer(("127.0.0.1", 0), lambda sock, address: served.append(sock),
+                              ssl_ctx=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), certfile=pki.controller.cert,
+                              keyfile=pki.controller.key, cert_reqs=ssl.CERT_REQUIRED, ca_certs=pki.controller.ca)
+    return server, served
+
+
+def _connect(server, talk) -> None:
+    """A peer connects to `server` and does `talk` with its socket while the server accepts."""
+    peer = socket.create_connection(server.server.getsockname(), timeout=10)
+    accepted, address = server.server.accept()
+    other = threading.Thread(target=talk, args=(peer,), daemon=True)
+    other.start()
     try:
-        ofc.datapath_connection_factory(ctl, ("192.0.2.1", 1))
-        ofc.datapath_connection_factory(plain, ("192.0.2.1", 2))
+        server.handle(accepted, address)
     finally:
-        plain.close()
-        sw.close()
-    assert isinstance(seen[0], Serialized) and seen[0]._sock is ctl
-    assert seen[1] is plain
+        other.join(10)
+        peer.close()
+
+
+def _tls_client(pki, who: str | None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    if who:
+        creds = pki.hypervisors[who]
+        ctx.load_cert_chain(creds.cert, creds.key)
+
+    def talk(sock):
+        try:
+            with ctx.wrap_socket(sock) as tls:
+                tls.sendall(b"hello")
+                if not who:
+                    tls.recv(8)                 # TLS 1.3: the refusal comes after the client's handshake
+        except (OSError, ssl.SSLError):
+            pass
+    return talk
+
+
+def test_a_switch_with_its_certificate_is_served_over_serialized(pki):
+    server, served = _server(pki)
+    try:
+        _connect(server, _tls_client(pki, "hv1"))
+    finally:
+        server.server.close()
+    assert len(served) == 1 and isinstance(served[0], Serialized)
+    assert served[0].gettimeout() is None          # os-ken's Datapath sets its own
+    assert served[0].recv(8) == b"hello"
+    served[0].close()
+
+
+def test_refused_peers_cost_a_line_per_cause_not_a_traceback_each(pki, caplog):
+    server, served = _server(pki)
+    caplog.set_level("WARNING", logger="packetwalk.controller")
+    try:
+        for i in range(30):
+            _connect(server, _tls_client(pki, None) if i % 2 else (lambda s: s.sendall(b"GET / HTTP/1.0\r\n\r\n")))
+    finally:
+        server.server.close()
+    assert served == []
+    lines = [r.getMessage() for r in caplog.records if "refused a TLS connection" in r.getMessage()]
+    assert 1 <= len(lines) <= 3, lines          # one per cause (no certificate; not TLS at all)
+    assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in caplog.records)
+
+
+def test_a_silent_peer_is_dropped_after_the_handshake_deadline(pki, monkeypatch, caplog):
+    monkeypatch.setattr(tls_channel, "HANDSHAKE_S", 0.2)
+    server, served = _server(pki)
+    caplog.set_level("WARNING", logger="packetwalk.controller")
+    try:
+        _connect(server, lambda sock: sock.recv(1))     # says nothing; hears the server give up
+    finally:
+        server.server.close()
+    assert served == []
+    assert any("timed out" in r.getMessage() or "timeout" in r.getMessage() for r in caplog.records)
