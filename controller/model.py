@@ -290,7 +290,7 @@ class Network:
         held = self.bindings.get(vni, {}).get(ip)
         if held and held.mac == mac and held.port == port.lport:
             return False
-        if held and (held.source != "learned" or self.attachments_of_mac(vni, held.mac)):
+        if held and (held.source != "learned" or not self._released(held, now)):
             claim = {"vni": vni, "ip": ip, "claimed_by": mac, "held_by": held.mac}
             if claim not in self.conflicts:     # a VM that keeps claiming is listed once
                 self.conflicts.append(claim)
@@ -307,6 +307,14 @@ class Network:
         self.learned[(vni, ip)] = Binding(vni, ip, mac, "learned", port.lport, now)
         self._rebuild_bindings()
         return True
+
+    def _released(self, b: Binding, now: float) -> bool:
+        """A learned binding another port may take: its port is attached nowhere and left
+        DETACH_HOLD ago (a VM in transit keeps its addresses, as expire_learned keeps its
+        bindings; a port not seen since a restart starts its hold once the hypervisors are
+        read: app._learned_ports_not_back)."""
+        since = self.detached_at.get(b.port)
+        return not self.attachments_of_mac(b.vni, b.mac) and since is not None and now - since >= DETACH_HOLD
 
     def restore_learned(self, rows: list[dict]) -> None:
         """Learned bindings as the database holds them (a restarted controller)."""

@@ -93,7 +93,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
     from os_ken.base.app_manager import AppManager
     from os_ken.lib import hub
 
-    from controller import ryu_alias
+    from controller import ryu_alias, tls_channel
     from controller.api import ListenError
     from controller.nbdb import DatabaseError
     from controller.tls import TlsError
@@ -110,6 +110,7 @@ def run(argv: list[str], prog: str = "packetwalk controller", default_apps=(CONT
             f.write(str(os.getpid()))
     ryu_alias.install()
     keep_handlers_alive()
+    tls_channel.guard_openflow_tls()
     manager = AppManager.get_instance()
     try:
         manager.load_apps(apps)

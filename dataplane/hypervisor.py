@@ -15,6 +15,7 @@ talk to this hypervisor's switch.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import shlex
 import signal
@@ -41,6 +42,15 @@ def ovs_env(rundir: str | os.PathLike) -> dict[str, str]:
     return {"OVS_RUNDIR": d, "OVS_DBDIR": d, "OVS_LOGDIR": d, "OVS_SYSCONFDIR": d}
 
 
+# OVS's userspace tunnels route by OVS's own table. By default that mirrors the kernel's, and
+# OVS rebuilds it on every link event in the namespace (lib/route-table.c: each RTM_NEWLINK or
+# RTM_DELLINK empties it, ovs_router_flush, which also drops the VTEP's decap entries, then
+# dumps the kernel's routes again). A VM port appearing, changing carrier or going is a burst
+# of such events; the revalidator threads re-translate the tunnel flows meanwhile and some see
+# the table empty: that flow drops frames for a few ms (README, "OVS's own route to the underlay").
+# A hypervisor whose VM ports are kernel devices keeps its own route to the underlay instead.
+VTEP_ROUTING = "--disable-system-route"
+ROUTE_TRIES = 50                # x 0.1 s: ovs-vswitchd reads br-phy's new address
 EMULATED_PROBE_MS = 30_000      # the emulated hypervisors' inactivity probe and bundle idle timeout
 
 
@@ -110,12 +120,20 @@ class HypervisorOVS:
 
     def switch_script(self, with_vtep: bool = True) -> str:
         """Shell: ovs-vswitchd, which detaches once it has built what the database holds;
-        then the uplink up and the VTEP IP on br-phy's internal port."""
-        script = "ovs-vswitchd --pidfile --log-file --detach --no-chdir -vconsole:err"
-        if with_vtep:
-            script += (f" && ip addr flush dev {UPLINK} && ip link set {UPLINK} up"
-                       f" && ip addr add {self.vtep_cidr} dev br-phy && ip link set br-phy up")
-        return script
+        then the uplink up and the VTEP (vtep_script)."""
+        if not with_vtep:
+            return "ovs-vswitchd --pidfile --log-file --detach --no-chdir -vconsole:err"
+        return (f"ovs-vswitchd {VTEP_ROUTING} --pidfile --log-file --detach --no-chdir -vconsole:err"
+                f" && ip addr flush dev {UPLINK} && ip link set {UPLINK} up && {self.vtep_script()}")
+
+    def vtep_script(self) -> str:
+        """Shell: the VTEP IP on br-phy's internal port, and OVS's route to the underlay
+        through br-phy (VTEP_ROUTING says why OVS keeps its own). ovs/route/add takes the
+        route's source address from br-phy as OVS last read it: tried until OVS has it."""
+        net = ipaddress.ip_interface(self.vtep_cidr).network
+        add = f"ovs-appctl ovs/route/add {net} br-phy >/dev/null"
+        return (f"ip addr replace {self.vtep_cidr} dev br-phy && ip link set br-phy up"
+                f" && for i in $(seq {ROUTE_TRIES}); do {add} && break; sleep 0.1; done && {add}")
 
     def hypervisor_config(self, ports: Sequence["VmPort"] = ()) -> list[str]:
         """ovs-vsctl arguments for the whole hypervisor but its controller: br-phy with the

@@ -29,7 +29,7 @@ class Pinger:
 
     def __init__(self, lab, vm, ip: str, name: str):
         self.node, self.out = lab.vm(vm), lab.rundir / f"ping-{name}.txt"
-        self.pid = int(self.node.cmd(f"ping -n -i 0.01 -W 1 {ip} > {self.out} 2>&1 & echo $!").split()[-1])
+        self.pid = int(self.node.cmd(f"ping -D -n -i 0.01 -W 1 {ip} > {self.out} 2>&1 & echo $!").split()[-1])
 
     def replies(self) -> int:
         try:

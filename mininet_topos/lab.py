@@ -605,14 +605,18 @@ class Lab:
         """A live migration of VM `name` to hypervisor `to` (mininet_topos/migration.py): its
         port appears there with the same iface-id, the VM switches over once the controller
         has made that port, then its old port goes."""
-        migration.live_migrate(self, name, to, lambda: self.port_made(name, to))
+        migration.live_migrate(self, name, to, lambda ofport: self.port_made(name, to, ofport))
 
-    def port_made(self, name: str, hypervisor: str) -> bool:
-        """The controller has VM `name`'s port on `hypervisor` and its change is realized."""
+    def port_made(self, name: str, hypervisor: str, ofport: int | None = None) -> bool:
+        """The controller has VM `name`'s port on `hypervisor` (the one OVS numbered `ofport`,
+        if given: the state file may still show an earlier port of the VM there, from before
+        its last move, when the controller publishes it seldom under load) and its change is
+        realized."""
         state = self.controller_state()
         realized = state.get("realized", {})
         attached = state.get("hypervisors", {}).get(hypervisor, {}).get("attachments", {}).values()
-        return name in {a["vm"] for a in attached} and realized.get("realized", -1) >= realized.get("generation", 0)
+        return any(a["vm"] == name and ofport in (None, a["ofport"]) for a in attached) \
+            and realized.get("realized", -1) >= realized.get("generation", 0)
 
     def _stop_controller(self) -> None:
         for proc in self.procs.values():

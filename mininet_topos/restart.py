@@ -60,13 +60,14 @@ def _floods_to(lab, hv: str) -> list[str]:
 def _restart(ovs, daemon: str) -> None:
     d = ovs.rundir
     if daemon == "ovs-vswitchd":
-        ovs.sh("ovs-vswitchd --pidfile --log-file --detach --no-chdir")
-        # br-phy's internal port (the VTEP) is made again by ovs-vswitchd: its address is the
-        # host's network configuration, put back as the host's boot would
+        from dataplane.hypervisor import VTEP_ROUTING
+        ovs.sh(f"ovs-vswitchd {VTEP_ROUTING} --pidfile --log-file --detach --no-chdir")
+        # br-phy's internal port (the VTEP) is made again by ovs-vswitchd: its address (and
+        # OVS's route to the underlay) is the host's network configuration, put back as the
+        # host's boot would
         from mininet_topos.lab import wait_for
         wait_for(lambda: "br-phy" in ovs.run("ls /sys/class/net"), 10, f"{ovs.name}'s br-phy")
-        ovs.sh(f"ip addr replace {ovs.vtep_cidr} dev br-phy")
-        ovs.sh("ip link set br-phy up")
+        ovs.sh(ovs.vtep_script())
     else:
         from dataplane.hypervisor import OVSDB_PORT
         ovs.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --remote=ptcp:{OVSDB_PORT}:{ovs.mgmt_ip} "

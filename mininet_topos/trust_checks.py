@@ -158,7 +158,7 @@ def arp_poisoning(lab) -> dict:
             c.__exit__(None, None, None)
     after = {v.name: _neighbours(lab, v.name) for v in victims}
     poisoned = [f"{v}: {ip} -> {mac}" for v, table in after.items() for ip, mac in table.items()
-                if mac in (a.mac, FOREIGN_MAC) and ip != str(a.ip)]
+                if mac == FOREIGN_MAC or (mac == a.mac and ip != str(a.ip))]   # the attacker's own IP at a foreign MAC too
     arp_after = lab.controller_state().get("arp_table", {}).get(str(topo.switch(a.switch).vni), {})
     changed = sorted(ip for ip in set(arp_before) | set(arp_after) if arp_before.get(ip) != arp_after.get(ip))
     reach = ping(lab.vm(peer.name), str(far.ip))

@@ -52,3 +52,11 @@ def test_the_router_tells_the_truth_about_size(lab):
         assert " 1 received" in fragmented, fragmented
     finally:
         vm1.cmd("ip link set eth0 mtu 1450; ip route flush cache")
+
+
+def test_a_vm_that_moves_back_and_forth_loses_no_ping(lab):
+    """20 live migrations while another VM pings it every 10 ms: not one ping lost (the
+    switchover waits until the new port is up on the hypervisor's side: migration.py)."""
+    r = CHECKS["vm-move"](lab)
+    assert r["ok"], r
+    assert r["moves"] == 20 and r["pings_lost"] == 0 and r["pings_sent"] > 0

@@ -215,7 +215,7 @@ def ovs(request, tmp_path_factory):
                      f"set interface vx-{remote} type=vxlan options:remote_ip={ip}",
                      f"options:key=flow ofport_request={ofport}")
         # The userspace datapath pushes a tunnel header only once it knows the route to the
-        # VTEP (learned from the namespace's routes) and the next hop's MAC (set here).
+        # VTEP (OVS's own, given at start: HypervisorOVS.vtep_script) and the next hop's MAC (set here).
         wait_for(lambda: "192.168.50.0/24 dev br-phy" in hv.sh("ovs-appctl ovs/route/show"), 10.0,
                  "ovs-router to learn 192.168.50.0/24 on br-phy")
         for ip, _ in tunnels.values():

@@ -134,12 +134,24 @@ def test_a_learned_address_of_an_attached_port_cannot_be_taken(net):
     assert net.bindings[BLUE]["10.1.1.30"].port == "b1" and len(net.conflicts) == 1
 
 
+def test_a_learned_address_of_a_port_in_transit_cannot_be_taken(net):
+    """b1 left hv1 and has not appeared elsewhere yet (a move): its address is still its own
+    while its learned bindings are (DETACH_HOLD); b2 claiming it then is refused."""
+    attach(net, "hv1", "tap1", now=100.0)
+    attach(net, "hv2", "tap2", "b2", now=100.0)
+    net.learn_binding(port(net, "b1"), "10.1.1.30", now=100.0)
+    attach(net, "hv1", None, now=200.0)                       # b1 detached: in transit
+    with pytest.raises(BindingConflict, match=f"held by {MAC}"):
+        net.learn_binding(port(net, "b2"), "10.1.1.30", now=200.0 + DETACH_HOLD / 2)
+    assert net.bindings[BLUE]["10.1.1.30"].port == "b1"
+
+
 def test_a_binding_of_a_port_that_is_gone_can_be_taken_over(net):
-    attach(net, "hv1", "tap1")
-    attach(net, "hv2", "tap2", "b2")
-    net.learn_binding(port(net, "b1"), "10.1.1.30")
-    attach(net, "hv1", None)                                  # b1 detached
-    assert net.learn_binding(port(net, "b2"), "10.1.1.30") is True
+    attach(net, "hv1", "tap1", now=100.0)
+    attach(net, "hv2", "tap2", "b2", now=100.0)
+    net.learn_binding(port(net, "b1"), "10.1.1.30", now=100.0)
+    attach(net, "hv1", None, now=200.0)                       # b1 detached, for the whole hold
+    assert net.learn_binding(port(net, "b2"), "10.1.1.30", now=200.0 + DETACH_HOLD) is True
     assert net.bindings[BLUE]["10.1.1.30"].port == "b2" and [b.port for b in net.learned.values()] == ["b2"]
 
 
