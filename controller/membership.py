@@ -36,6 +36,7 @@ class Membership:
         self._job = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._nudged = threading.Event()
         self._last_round = time.monotonic()
         self._rounds_took: list[tuple[float, float]] = []     # (when, s from read to commit), recent
         threading.Thread(target=self._run, name="membership", daemon=True).start()
@@ -59,7 +60,13 @@ class Membership:
                     self.round(hypervisors())
                 except Exception as e:        # the database away: leases run out, others take over
                     LOG.info("membership: no round (%s)", str(e).split("\n")[0][:160])
-            time.sleep(max(0.0, cluster.RENEW - (time.monotonic() - started)))
+            self._nudged.wait(max(0.0, cluster.RENEW - (time.monotonic() - started)))
+            self._nudged.clear()
+
+    def nudge(self) -> None:
+        """A hypervisor appeared: the next round now, not at the next tick (nobody owns it,
+        so nothing is sent to it, until a round has given it an owner)."""
+        self._nudged.set()
 
     # --- the rounds' thread (or a test's) -----------------------------------------------------
     def round(self, hypervisors, now: float | None = None) -> cluster.Decision:
