@@ -68,6 +68,9 @@ CONF.register_cli_opts([
 
 
 SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
+ARRIVAL_QUIET = 0.5   # s: a starting controller decides once no switch connected or was read for this long
+COUNTERS_EVERY = 2    # s between reads of the drop counters; one more s per 25 hypervisors (each read is a
+COUNTERS_PER_S = 25   # flow-stats reply per hypervisor that os-ken parses whole)
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
 ECHO_INTERVAL = liveness.ECHO_INTERVAL   # OpenFlow echoes are ours (controller/liveness.py): os-ken's
@@ -130,6 +133,8 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self.guard = self.punts.guard
         self._ticks = 0
         self.synced = False          # until every hypervisor the data plane names has been read
+        self._arrived_at = time.monotonic()     # a switch connected, or a hypervisor was read (sync, below)
+        self._counters_at = 0
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
 
@@ -208,7 +213,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         if self.net.expire_learned(now) or expired:
             self._converge()
         self._ticks += 1
-        if self._ticks % 2 == 0:
+        every = COUNTERS_EVERY + len(self.net.hypervisors) // COUNTERS_PER_S
+        if self._ticks - self._counters_at >= every * (1 if self.conv.dispatch.idle else 5):
+            self._counters_at = self._ticks          # (while a plan is in flight, 5 times less often)
             self.punts.read_drop_counters()
 
     # --- OpenFlow -------------------------------------------------------------------------
@@ -217,6 +224,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         dp = ev.msg.datapath
         dp.id = ev.msg.datapath_id     # os-ken's own handler sets it too, in its thread: maybe not yet
         LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, dp.address[0])
+        self._arrived_at = time.monotonic()
         if dp.id in self.links:
             self.links[dp.id].close()
         self.datapaths[dp.id], self.links[dp.id] = dp, Link(dp)
@@ -261,6 +269,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 self._read[dpid] = cookies           # taken in once its OVSDB says whose it is
             elif hv.name in self.owned:
                 self.conv.read(hv.name, cookies)
+                self._arrived_at = time.monotonic()
             self._converge()
 
     @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
@@ -342,11 +351,18 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
     # --- wanted state -----------------------------------------------------------------------
     @set_ev_cls(EventSyncTimeout)
     def _sync_timeout(self, ev):
-        if not self.synced:
-            LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
-            self.synced = True
-            self._learned_ports_not_back()
-            self._converge()
+        """The sync wait runs out SYNC_TIMEOUT s after the last switch connected or was read
+        (reading 200 hypervisors takes longer than that, and is not to be cut short)."""
+        if self.synced:
+            return
+        left = self._arrived_at + SYNC_TIMEOUT - time.monotonic()
+        if left > 0:
+            hub.spawn_after(left, lambda: self.send_event(self.name, EventSyncTimeout()))
+            return
+        LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
+        self.synced = True
+        self._learned_ports_not_back()
+        self._converge()
 
     def _learned_ports_not_back(self):
         """After a restart: a learn port that did not come back with its hypervisors starts
@@ -354,13 +370,22 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
 
     def _unsynced(self) -> set[str]:
-        """Hypervisors the data plane names (as tunnel ends) or that are half-read."""
+        """Hypervisors the data plane names (as tunnel ends) or that are half-read, and
+        switches connected whose hypervisor is not known yet (by datapath ID)."""
         named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
         named |= set(self.net.hypervisors)
         ready = {h.name for h in self.net.hypervisors.values()
                  if h.ovsdb_connected and (h.name not in self.owned or h.name in self.conv.rec.switches
                                            or h.name in self.conv.reads)}
-        return named - ready
+        unknown = {f"{dpid:016x}" for dpid in self.datapaths if dpid not in self.hv_by_dpid}
+        return (named - ready) | unknown
+
+    def _arriving(self) -> bool:
+        """A (re)starting controller's switches are still coming: one connected or was read
+        less than ARRIVAL_QUIET s ago. Deciding then would give each hypervisor a new tunnel
+        set (and new flood lists) for every one that arrives after it: at 200 hypervisors,
+        thousands of OVSDB transactions and plans, instead of one each."""
+        return time.monotonic() - self._arrived_at < ARRIVAL_QUIET
 
     def _converge(self):
         """Bring every hypervisor to the wanted state by difference: the engine recomputes
@@ -368,8 +393,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         them (tunnel ports go to each hypervisor's OVSDB worker).
 
         A (re)started controller first waits until it has read every hypervisor the data
-        plane names: deciding on half a picture would tear down tunnels and flows that are
-        carrying traffic. Nothing at all is decided before intent is read from the database."""
+        plane names and every switch that connected, and none came for ARRIVAL_QUIET s:
+        deciding on half a picture would tear down tunnels and flows that are carrying
+        traffic (and, at a cold start, redo every hypervisor's tunnels as each arrives). Nothing at all is decided before intent is read from the database."""
         if not self.intent_read:
             return
         for hv in self.net.hypervisors.values():
@@ -383,7 +409,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
             else:
                 self._send(self.conv.forget(hv.name))
         if not self.synced:
-            if self._unsynced() or not self.net.hypervisors:
+            if self._unsynced() or not self.net.hypervisors or self._arriving():
                 self._write_state()
                 return
             LOG.info("sync: every hypervisor read; converging")

@@ -70,6 +70,7 @@ class HypervisorsSide:
         hv = self.net.hypervisors.get(snap.system_id)
         if hv is None:
             hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
+            self._arrived_at = time.monotonic()
             LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
         if self.dpid_of.get(hv.name) != snap.dpid:
@@ -80,6 +81,7 @@ class HypervisorsSide:
             cookies = self._read.pop(snap.dpid)
             if hv.name in self.owned:
                 self.conv.read(hv.name, cookies)
+                self._arrived_at = time.monotonic()
         self._role(hv)
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
@@ -148,6 +150,9 @@ class HypervisorsSide:
                 hv.ovsdb_connected, changed = connected, True
                 if connected:
                     self.workers[hv.address].read()
+        if not self.synced and self.intent_read and self.net.hypervisors and not self._arriving() \
+                and not self._unsynced():
+            changed = True           # a starting controller's switches stopped coming: decide (app.py)
         if changed:
             self._converge()
         elif self._publish_due:
