@@ -297,8 +297,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         found = next(((b, v) for (d, b), v in self._bundles.items()
                       if d == msg.datapath.id and v[1] <= msg.xid <= v[2]), None)
         hv = self._hv_of(msg.datapath.id)
-        self.guard.warn(f"error:{msg.type}:{msg.code}", "OpenFlow {}: error type {} code {}{}".format(
-            hv.name if hv else f"{msg.datapath.id:016x}", msg.type, msg.code,
+        code = msg.code if msg.code is not None else getattr(msg, "exp_type", None)   # an extension's (ONF bundles)
+        self.guard.warn(f"error:{msg.type}:{code}", "OpenFlow {}: error type {} code {}{}".format(
+            hv.name if hv else f"{msg.datapath.id:016x}", msg.type, code,
             f" in bundle {found[0]}" if found else ""), time.time(), logging.ERROR)
         if hv is not None and found:
             del self._bundles[(msg.datapath.id, found[0])]
@@ -360,6 +361,8 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
             hub.spawn_after(left, lambda: self.send_event(self.name, EventSyncTimeout()))
             return
         LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
+        for hv in self.net.hypervisors.values():
+            hv.restored = False      # known from the database, not back: judged by liveness from now on
         self.synced = True
         self._learned_ports_not_back()
         self._converge()
@@ -374,11 +377,14 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         switches connected whose hypervisor is not known yet (by datapath ID)."""
         named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
         named |= set(self.net.hypervisors)
-        ready = {h.name for h in self.net.hypervisors.values()
-                 if h.ovsdb_connected and (h.name not in self.owned or h.name in self.conv.rec.switches
-                                           or h.name in self.conv.reads)}
+        ready = {h.name for h in self.net.hypervisors.values() if self._ready(h)}
         unknown = {f"{dpid:016x}" for dpid in self.datapaths if dpid not in self.hv_by_dpid}
         return (named - ready) | unknown
+
+    def _ready(self, hv: Hypervisor) -> bool:
+        """Its OVSDB read, and its flows too if it is ours to program."""
+        return hv.ovsdb_connected and (hv.name not in self.owned or hv.name in self.conv.rec.switches
+                                       or hv.name in self.conv.reads)
 
     def _arriving(self) -> bool:
         """A (re)starting controller's switches are still coming: one connected or was read
@@ -399,6 +405,11 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         if not self.intent_read:
             return
         for hv in self.net.hypervisors.values():
+            if hv.restored:          # known from the database: not read is not down (model.restore)
+                if not self._ready(hv):
+                    continue
+                hv.restored = False
+                self.conv.engine.reset(hv.name)      # its own flows, from what was read
             alive = self._alive(hv)
             if alive == hv.up:
                 continue
