@@ -197,11 +197,13 @@ def bundle_bytes(dp, bundle_id: int, update) -> tuple[bytes, int, int]:
     inner = [flow_add_bytes(dp, f) for f in update.add] + [flow_delete_bytes(dp, c) for c in update.delete]
     out, first = [], None
     for wire in inner:
-        dp.xid = (dp.xid + 1) & ofp.MAX_XID
-        first = dp.xid if first is None else first
-        out += [_BUNDLE_ADD.pack(ofp.OFP_VERSION, ofp.OFPT_EXPERIMENTER, _BUNDLE_ADD.size + len(wire), dp.xid,
+        # read once: other threads (a link's os-ken sends) move dp.xid too, and an inner xid
+        # that is not the outer one is refused (ONF bundle error 2309, MSG_BAD_XID)
+        xid = dp.xid = (dp.xid + 1) & ofp.MAX_XID
+        first = xid if first is None else first
+        out += [_BUNDLE_ADD.pack(ofp.OFP_VERSION, ofp.OFPT_EXPERIMENTER, _BUNDLE_ADD.size + len(wire), xid,
                                  ofproto_common.ONF_EXPERIMENTER_ID, ofp.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, BUNDLE_FLAGS),
-                wire[:4], _XID.pack(dp.xid), wire[8:]]
+                wire[:4], _XID.pack(xid), wire[8:]]
     commit = parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, BUNDLE_FLAGS, [])
     dp.set_xid(commit)
     commit.serialize()
