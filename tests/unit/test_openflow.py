@@ -209,3 +209,21 @@ def test_each_bundle_add_carries_its_own_xid_inside_while_other_threads_send():
             pairs.append((outer, struct.unpack_from("!I", wire, at + 24 + 4)[0]))    # inner header after 24
         at += length
     assert len(pairs) == 3 and all(o == i for o, i in pairs)
+
+
+def test_every_flow_of_a_network_encodes_as_os_ken_would():
+    """flow_add_bytes encodes match fields and action lists once for all flows that share
+    them: each FLOW_MOD must still be os-ken's own, byte for byte."""
+    from controller.engine import Engine
+    from packetwalk.enginebench import build
+    net = build(4, 40)
+    engine = Engine(net)
+    engine.update()
+    flows = {c: f for hv in net.hypervisors for c, f in engine.flows(hv).items()}
+    assert len(flows) > 300
+    dp = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1, xid=0)
+    for flow in flows.values():
+        msg = openflow.flow_add(dp, flow)
+        msg.xid = 0
+        msg.serialize()
+        assert openflow.flow_add_bytes(dp, flow) == bytes(msg.buf), flow.ofctl()
