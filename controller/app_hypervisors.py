@@ -86,9 +86,10 @@ class HypervisorsSide:
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
         interfaces, tunnels, state = snap.split(IFACE_ID)
-        before = mobility.locations(self.net)
+        watched = mobility.watched_macs(self.net, hv, interfaces)    # not all 5,000 VMs: those that can move
+        before = mobility.locations(self.net, watched)
         self.net.set_interfaces(hv, interfaces, time.time())
-        if self.net.moves.observe(before, mobility.locations(self.net), time.time()):
+        if self.net.moves.observe(before, mobility.locations(self.net, watched), time.time()):
             LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
         hv.tunnels, hv.tunnel_state = tunnels, state
         self._log_unbound(hv)
