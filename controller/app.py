@@ -178,6 +178,11 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         installed = self.conv.rec.installed(hv.name) or set()
         return [f for c, f in self.conv.engine.flows(hv.name).items() if c in installed]
 
+    def installed_count(self, hv: Hypervisor) -> int:
+        """len(installed_flows(hv)) without building it: `/v1/hypervisors` asks it of every
+        hypervisor, in this thread (at 200 hypervisors, 330,000 flows each time)."""
+        return self.conv.installed_count(hv.name)
+
     def realized(self) -> dict:
         """OVN's --wait=hv: `generation` counts the changes taken in; `realized` is the
         newest whose flows are confirmed on every hypervisor it touches."""

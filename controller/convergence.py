@@ -99,6 +99,13 @@ class Convergence:
                 break
         return sends, plans
 
+    def installed_count(self, hv: str) -> int:
+        """How many of the flows hv should hold it holds (as far as the reconciler knows)."""
+        sw = self.rec.switches.get(hv)
+        if sw is None:
+            return 0
+        return sum(len(sw.installed.keys() & scope.keys()) for scope in self.engine.wanted.get(hv, {}).values())
+
     @property
     def realized(self) -> dict:
         return {"generation": self.dispatch.generation, "realized": self.dispatch.realized}

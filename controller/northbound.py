@@ -45,6 +45,8 @@ class Controller(Protocol):
 
     def installed_flows(self, hv: Hypervisor) -> list[Flow]: ...
 
+    def installed_count(self, hv: Hypervisor) -> int: ...     # len(installed_flows(hv)), without the list
+
     def write_intent(self, edit: Callable[[dict], None], exact: bool = False) -> tuple[Intent, dict]: ...
 
     def forget_learned(self, vni: int, ip: str) -> bool: ...
@@ -110,7 +112,7 @@ def hypervisor_row(ctl: Controller, hv: Hypervisor) -> dict:
     return {"name": hv.name, "address": hv.address, "vtep_ip": hv.vtep_ip,
             "dpid": None if hv.dpid is None else f"{hv.dpid:016x}",
             "openflow": hv.of_connected, "ovsdb": hv.ovsdb_connected, "up": hv.up,
-            "attachments": len(hv.attachments), "flows": len(ctl.installed_flows(hv)),
+            "attachments": len(hv.attachments), "flows": ctl.installed_count(hv),
             "controller": ctl.owner_of(hv.name) if hasattr(ctl, "owner_of") else None,
             "flow_mods": getattr(ctl, "flow_mods", {}).get(hv.name, 0)}
 

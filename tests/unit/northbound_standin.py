@@ -78,6 +78,9 @@ class InlineController:
     def installed_flows(self, hv):
         return hypervisor_flows(self.net, hv)
 
+    def installed_count(self, hv):
+        return len(self.installed_flows(hv))
+
     def write_intent(self, edit, exact=False):
         """As the app: one transaction, then the model follows the database."""
         result = self.nb.change_intent(edit, exact)

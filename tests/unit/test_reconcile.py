@@ -272,3 +272,15 @@ def test_realized_follows_each_plan_under_a_stream_of_changes():
 def _plan(seq):
     from controller.reconcile import FlowUpdate, Plan
     return Plan(seq, ((FlowUpdate("hv1", (), (seq,)),),))
+
+
+def test_the_installed_count_is_the_installed_flows_counted(lab):
+    """`/v1/hypervisors` counts each hypervisor's installed flows without listing them."""
+    def listed(hv):
+        return len([c for c in lab.engine.flows(hv) if c in lab.rec.installed(hv)])
+    lab.attach("hv1", "vm8", converge=False)
+    lab.rec.feed(lab.engine.update())         # wanted moved on, nothing sent yet
+    assert all(lab.conv.installed_count(h) == listed(h) for h in HVS)
+    assert lab.conv.installed_count("hv1") < len(lab.engine.flows("hv1"))
+    lab.converge()
+    assert all(lab.conv.installed_count(h) == listed(h) == len(lab.engine.flows(h)) for h in HVS)
