@@ -36,7 +36,7 @@ class HypervisorsSide:
         if address in self.dbs:
             return
         worker = self.workers[address] = OvsdbWorker(
-            HypervisorDB(address, lambda a=address: self.workers[a].read(), scheme=self.ovsdb_scheme),
+            HypervisorDB(address, scheme=self.ovsdb_scheme),
             lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
             lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
         self.dbs[address] = worker.db

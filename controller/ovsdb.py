@@ -3,7 +3,9 @@
 Through it the controller reads who the hypervisor is (system-id, VTEP IP), the VM
 ports on br-int (their external_ids), and its own tunnel ports; and it writes the
 tunnel ports it wants. ovsdbapp runs the connection in its own thread; changes are
-reported by calling `on_change()` from that thread (the app turns it into an event).
+reported by calling `on_change()` from that thread, which must only hand the news on
+(connection.OvsdbWorker queues a read for its own thread: the IDL's thread never waits on
+the app, nor touches its state).
 """
 from __future__ import annotations
 
@@ -125,10 +127,10 @@ def bfd_interval_ms(tunnels: int) -> int:
 
 
 class HypervisorDB:
-    def __init__(self, address: str, on_change, timeout: float = 10.0, scheme: str = "tcp"):
+    def __init__(self, address: str, on_change=None, timeout: float = 10.0, scheme: str = "tcp"):
         self.address = address
         self.target = f"{scheme}:{address}:{OVSDB_PORT}"
-        self._on_change = on_change
+        self.on_change = on_change       # set before connect(); called from the IDL's thread
         self._timeout = timeout
         self.api = None
 
@@ -146,7 +148,7 @@ class HypervisorDB:
                 if time.monotonic() > give_up:
                     raise ConnectionError(f"OVSDB {self.target}: {e}") from e
                 time.sleep(0.2)
-        idl.on_change = self._on_change
+        idl.on_change = self.on_change
         idl._session.reconnect.set_backoff(RECONNECT_BACKOFF[0], RECONNECT_BACKOFF[1])   # back soon after a restart
         # ovsdbapp keeps one connection per API *class*: give each hypervisor a class of its own
         api_class = type(f"OvsdbIdl_{self.address}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
