@@ -12,7 +12,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 
-from controller import liveness, mobility, openflow
+from controller import liveness, mobility, openflow, ovsdb
 from controller.connection import OvsdbWorker
 from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventTunnelsDone
 from controller.model import IFACE_ID, Hypervisor
@@ -29,6 +29,7 @@ class HypervisorsSide:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._ovsdb_retry_at: dict[str, float] = {}    # address -> when to open its OVSDB again
+        self._probe_ms = ovsdb.PROBE_INTERVAL
 
     def _open_ovsdb(self, address: str) -> None:
         """A switch connected from `address`: open its OVSDB (once), in a worker thread of
@@ -40,6 +41,7 @@ class HypervisorsSide:
             lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
             lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
         self.dbs[address] = worker.db
+        worker.db.probe_ms = self._probe_ms
         worker.start()
 
     @set_ev_cls(EventOvsdbFailed)
@@ -141,6 +143,11 @@ class HypervisorsSide:
                 hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
         self._unconfirmed(ev.at)
         changed, self.realized_now = False, self.conv.dispatch.realized
+        probe = ovsdb.probe_interval_ms(max(len(self.datapaths), len(self.net.hypervisors)))
+        if probe != self._probe_ms:
+            self._probe_ms = probe
+            for db in list(self.dbs.values()):
+                db.set_probe_interval(probe)
         if self._ovsdb_retry_at:
             self._retry_ovsdb()
         for hv in self.net.hypervisors.values():
