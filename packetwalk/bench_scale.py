@@ -264,7 +264,7 @@ def _attaches(ctl: Controller, fleet: Fleet, topo, rounds: int, quiet: float) ->
         if k == 0:
             cookies = fleet.cookies(touched)
             fleet.vsctl(hv, *port.vsctl_args())
-            after = _settled(fleet, touched, before, quiet)
+            after = _settled(fleet, touched, before, quiet, change=True)   # (a busy controller: > 3 s)
             now = fleet.cookies(touched)
             mods = sum(len(cookies[h] ^ now[h]) for h in touched)
             delta = {h: after[h][0] - before[h][0] for h in touched}
@@ -295,15 +295,16 @@ def _attaches(ctl: Controller, fleet: Fleet, topo, rounds: int, quiet: float) ->
             "cpu_per_attach_all_ms": cpu, "touched": len(changed), "idle_cpu_pct": statistics.median(idle) * 100}
 
 
-def _settled(fleet: Fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
+def _settled(fleet: Fleet, names, was: dict, quiet: float, timeout: float = 30.0, change: bool = False) -> dict:
     """The hypervisors' (flows, tunnels) once they changed from `was` and then stayed the
-    same for `quiet` s (only for the untimed first attach and the logical port's creation)."""
+    same for `quiet` s (only for the untimed first attach and the logical port's creation);
+    unless `change` (a plug must change them), also once they stayed as they were 3 x `quiet` s."""
     deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
         now = fleet.observe(names)
         if now != last:
             last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet and (now != was or time.monotonic() - since >= 3 * quiet):
+        elif time.monotonic() - since >= quiet and (now != was or not change and time.monotonic() - since >= 3 * quiet):
             return now
         time.sleep(0.05)
     raise ScaleError(f"the hypervisors' tables did not settle within {timeout:.0f} s")
