@@ -81,3 +81,29 @@ def test_many_switches_silent_at_once_is_this_machine_not_each_switch():
     for d in range(1, 8):                    # then only one stays silent: it is dead
         e.heard_from(d, 2.6)
     assert e.tick(2.7)[1] == [8]
+
+
+def test_switches_going_silent_together_are_not_called_dead_a_few_at_a_time():
+    """A starved machine: 200 switches stop being heard within a second of each other, so
+    they cross the limit a few per tick, never more than a quarter in one: still the machine,
+    not each switch. One that alone stays silent among switches that answer is dead."""
+    e = Echoes()
+    for d in range(200):
+        e.connected(d, 0.0)
+    e.tick(0.0)
+    for d in range(200):
+        e.heard_from(d, 0.005 * d)           # last heard 0 to 1 s
+    assert len(e.tick(1.0)[0]) == 200        # asked again: none answers now
+    for t in (2.1, 2.3, 2.5, 2.7, 2.9):      # every tick: some past 2 s, fewer than 50
+        assert e.tick(t)[1] == []
+    for d in range(1, 200):
+        e.heard_from(d, 3.0)                 # the machine is back; switch 0 does not answer
+    dead = []
+    for t in (3.1, 3.5, 4.0, 4.5, 5.0, 5.5):
+        gone = e.tick(t)[1]
+        dead += gone
+        for d in gone:
+            e.gone(d)                        # (the app closes it)
+        for d in range(1, 200):
+            e.heard_from(d, t)
+    assert dead == [0]
