@@ -34,7 +34,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import api
 from controller.app_database import DatabaseSide
-from controller.app_hypervisors import HypervisorsSide
+from controller.app_hypervisors import SYNC_TIMEOUT, HypervisorsSide
 from controller.app_ownership import Ownership
 from controller.events import (
     EventCall, EventLeases, EventReleaseHeld, EventResolveTimeout, EventSyncTimeout, EventTick)
@@ -67,8 +67,6 @@ CONF.register_cli_opts([
 ])
 
 
-SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
-ARRIVAL_QUIET = 0.5   # s: a starting controller decides once no switch connected or was read for this long
 COUNTERS_EVERY = 2    # s between reads of the drop counters; one more s per 25 hypervisors (each read is a
 COUNTERS_PER_S = 25   # flow-stats reply per hypervisor that os-ken parses whole)
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
@@ -133,7 +131,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self.guard = self.punts.guard
         self._ticks = 0
         self.synced = False          # until every hypervisor the data plane names has been read
-        self._arrived_at = time.monotonic()     # a switch connected, or a hypervisor was read (sync, below)
+        self._started_at = self._arrived_at = time.monotonic()   # a switch connected, or was read (sync, below)
         self._counters_at = 0
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
@@ -355,49 +353,6 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
 
     # --- wanted state -----------------------------------------------------------------------
-    @set_ev_cls(EventSyncTimeout)
-    def _sync_timeout(self, ev):
-        """The sync wait runs out SYNC_TIMEOUT s after the last switch connected or was read
-        (reading 200 hypervisors takes longer than that, and is not to be cut short)."""
-        if self.synced:
-            return
-        left = self._arrived_at + SYNC_TIMEOUT - time.monotonic()
-        if left > 0:
-            hub.spawn_after(left, lambda: self.send_event(self.name, EventSyncTimeout()))
-            return
-        LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
-        for hv in self.net.hypervisors.values():
-            hv.restored = False      # known from the database, not back: judged by liveness from now on
-        self.synced = True
-        self._learned_ports_not_back()
-        self._converge()
-
-    def _learned_ports_not_back(self):
-        """After a restart: a learn port that did not come back with its hypervisors starts
-        its detach hold now (it may have left while the controller was down)."""
-        self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
-
-    def _unsynced(self) -> set[str]:
-        """Hypervisors the data plane names (as tunnel ends) or that are half-read, and
-        switches connected whose hypervisor is not known yet (by datapath ID)."""
-        named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
-        named |= set(self.net.hypervisors)
-        ready = {h.name for h in self.net.hypervisors.values() if self._ready(h)}
-        unknown = {f"{dpid:016x}" for dpid in self.datapaths if dpid not in self.hv_by_dpid}
-        return (named - ready) | unknown
-
-    def _ready(self, hv: Hypervisor) -> bool:
-        """Its OVSDB read, and its flows too if it is ours to program."""
-        return hv.ovsdb_connected and (hv.name not in self.owned or hv.name in self.conv.rec.switches
-                                       or hv.name in self.conv.reads)
-
-    def _arriving(self) -> bool:
-        """A (re)starting controller's switches are still coming: one connected or was read
-        less than ARRIVAL_QUIET s ago. Deciding then would give each hypervisor a new tunnel
-        set (and new flood lists) for every one that arrives after it: at 200 hypervisors,
-        thousands of OVSDB transactions and plans, instead of one each."""
-        return time.monotonic() - self._arrived_at < ARRIVAL_QUIET
-
     def _converge(self):
         """Bring every hypervisor to the wanted state by difference: the engine recomputes
         what the changes touch, the reconciler turns that into plans, the dispatch sends
@@ -406,7 +361,8 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         A (re)started controller first waits until it has read every hypervisor the data
         plane names and every switch that connected, and none came for ARRIVAL_QUIET s:
         deciding on half a picture would tear down tunnels and flows that are carrying
-        traffic (and, at a cold start, redo every hypervisor's tunnels as each arrives). Nothing at all is decided before intent is read from the database."""
+        traffic (and, at a cold start, redo every hypervisor's tunnels as each arrives).
+        Nothing at all is decided before intent is read from the database."""
         if not self.intent_read:
             return
         for hv in self.net.hypervisors.values():

@@ -1,5 +1,6 @@
-"""The hypervisors' OVSDB as the controller app sees it (who each is, its ports and tunnels), and
-their liveness (OVSDB probes; OpenFlow echoes: controller/liveness.py).
+"""The hypervisors' OVSDB as the controller app sees it (who each is, its ports and tunnels),
+a (re)started controller's wait for them (sync), and their liveness (OVSDB probes; OpenFlow
+echoes: controller/liveness.py).
 
 A mixin of controller.app.PacketwalkController (os-ken finds the handlers on the app's class).
 """
@@ -14,11 +15,14 @@ from os_ken.lib import hub
 
 from controller import liveness, mobility, openflow, ovsdb
 from controller.connection import OvsdbWorker
-from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventTunnelsDone
+from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventSyncTimeout, EventTunnelsDone
 from controller.model import IFACE_ID, Hypervisor
 from controller.ovsdb import HypervisorDB
 
 LOG = logging.getLogger("packetwalk.controller")
+SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
+SYNC_LIMIT = 60.0     # s: and at most, however late the last one came (a switch flapping for ever)
+ARRIVAL_QUIET = 0.5   # s: a starting controller decides once no switch connected or was read for this long
 LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
 OVSDB_RETRY = 2.0      # s: after an OVSDB session could not be opened, try again (its switch still connected)
 
@@ -115,6 +119,51 @@ class HypervisorsSide:
             LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor,
                       why if len(why) < 300 else f"{why[:120]} ... {why[-120:]}")
             self.conv.tunnels_failed(ev.hypervisor)
+
+    # --- a (re)started controller's sync: what it waits for before it decides (app._converge) ---
+    @set_ev_cls(EventSyncTimeout)
+    def _sync_timeout(self, ev):
+        """The sync wait runs out SYNC_TIMEOUT s after the last switch connected or was read
+        (reading 200 hypervisors takes longer than that, and is not to be cut short), and
+        SYNC_LIMIT s after the start at the latest."""
+        if self.synced:
+            return
+        left = min(self._arrived_at + SYNC_TIMEOUT, self._started_at + SYNC_LIMIT) - time.monotonic()
+        if left > 0:
+            hub.spawn_after(left, lambda: self.send_event(self.name, EventSyncTimeout()))
+            return
+        LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
+        for hv in self.net.hypervisors.values():
+            hv.restored = False      # known from the database, not back: judged by liveness from now on
+        self.synced = True
+        self._learned_ports_not_back()
+        self._converge()
+
+    def _learned_ports_not_back(self):
+        """After a restart: a learn port that did not come back with its hypervisors starts
+        its detach hold now (it may have left while the controller was down)."""
+        self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
+
+    def _unsynced(self) -> set[str]:
+        """Hypervisors the data plane names (as tunnel ends) or that are half-read, and
+        switches connected whose hypervisor is not known yet (by datapath ID)."""
+        named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
+        named |= set(self.net.hypervisors)
+        ready = {h.name for h in self.net.hypervisors.values() if self._ready(h)}
+        unknown = {f"{dpid:016x}" for dpid in self.datapaths if dpid not in self.hv_by_dpid}
+        return (named - ready) | unknown
+
+    def _ready(self, hv: Hypervisor) -> bool:
+        """Its OVSDB read, and its flows too if it is ours to program."""
+        return hv.ovsdb_connected and (hv.name not in self.owned or hv.name in self.conv.rec.switches
+                                       or hv.name in self.conv.reads)
+
+    def _arriving(self) -> bool:
+        """A (re)starting controller's switches are still coming: one connected or was read
+        less than ARRIVAL_QUIET s ago. Deciding then would give each hypervisor a new tunnel
+        set (and new flood lists) for every one that arrives after it: at 200 hypervisors,
+        thousands of OVSDB transactions and plans, instead of one each."""
+        return time.monotonic() - self._arrived_at < ARRIVAL_QUIET
 
     def _liveness_ticker(self):
         """A tick every LIVENESS_TICK s, stamped with when it was posted; one in the app's
