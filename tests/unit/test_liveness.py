@@ -107,3 +107,18 @@ def test_switches_going_silent_together_are_not_called_dead_a_few_at_a_time():
         for d in range(1, 200):
             e.heard_from(d, t)
     assert dead == [0]
+
+
+def test_a_switch_just_done_with_our_updates_gets_a_few_seconds_more():
+    """It took our last bundle and goes on revalidating its datapath flows: silent for 3 s
+    right after, it is not dead; silent past DEAD_AFTER once the grace is over, it is."""
+    from controller.liveness import AFTER_BUSY
+    e = Echoes()
+    e.connected(1, 0.0)
+    _run(e, 0.0, 10.0, busy={1})               # applying our updates; last heard at 0
+    e.heard_from(1, 10.0)                      # its commit reply: done, then silent
+    _, dead = _run(e, 10.1, 10.0 + AFTER_BUSY - 0.2)
+    assert dead == []                          # 4.7 s silent, just after being busy
+    e.heard_from(1, 15.0)
+    _, dead = _run(e, 15.1, 15.0 + DEAD_AFTER + 0.3)
+    assert [d for _, d in dead] == [1]         # the grace is over: DEAD_AFTER again
