@@ -17,7 +17,10 @@ controller drops it, reads it again, programs it again: a reconnection spiral. H
   limit a few at a time, each tick fewer than MASS (200 switches at load 40-50: 118 closed,
   16 a tick, then re-read and re-planned, and the controller drowned in it);
 - a switch is dead when nothing came from it (an echo reply, a bundle's commit reply, any
-  message the app handles) for DEAD_AFTER s while an echo request was outstanding; while it
+  message the app handles) for DEAD_AFTER s while an echo request was outstanding (one
+  more DEAD_AFTER per 50 switches beyond 50: 8 s at 200, where a thousand receiving threads
+  share one interpreter and 30-50 idle switches at a time went 3-5 s unheard at load 10-16;
+  a switch whose ovs-vswitchd dies closes its connection and is gone at once anyway); while it
   has updates of ours unconfirmed (it is applying them, and answers after them), for
   BUSY_DEAD_AFTER s; and for DEAD_AFTER + AFTER_BUSY s in the AFTER_BUSY s after its last
   update was confirmed (an ovs-vswitchd that just took 1,650 flows goes on revalidating its
@@ -32,6 +35,7 @@ ECHO_INTERVAL = 0.5        # s between echo requests to a switch
 DEAD_AFTER = 2.0           # s of silence, an echo outstanding: dead (a hung ovs-vswitchd: ~2 s)
 BUSY_DEAD_AFTER = 30.0     # s of silence while our updates to it are unconfirmed
 AFTER_BUSY = 5.0           # s after that during which it gets AFTER_BUSY s more than DEAD_AFTER
+SWITCHES_PER_LIMIT = 50    # DEAD_AFTER is for up to this many switches; one more DEAD_AFTER per this many more
 BEHIND = 0.5               # s: a tick handled this late judges nobody
 MASS = 0.25                # more than this share of the switches silent at once (and more than 2): judge nobody
 
@@ -67,15 +71,16 @@ class Echoes:
         updates of ours unconfirmed; `handled`: when the app got to this tick (default:
         `now`). The caller sends the requests (asked as of `now`)."""
         ask, dead, silent = [], [], 0
+        dead_after = self.dead_after * max(1, -(-len(self.heard) // SWITCHES_PER_LIMIT))
         judge = handled is None or handled - now <= BEHIND
         for dpid, heard in self.heard.items():
             if dpid in busy:
                 self.busy_at[dpid] = now
                 limit = self.busy_dead_after
             elif now - self.busy_at.get(dpid, float("-inf")) < AFTER_BUSY:
-                limit = self.dead_after + AFTER_BUSY
+                limit = dead_after + AFTER_BUSY
             else:
-                limit = self.dead_after
+                limit = dead_after
             silent += dpid in self.asked and now - heard > limit / 2
             if judge and dpid in self.asked and now - heard > limit:
                 dead.append(dpid)

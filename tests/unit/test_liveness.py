@@ -94,6 +94,7 @@ def test_switches_going_silent_together_are_not_called_dead_a_few_at_a_time():
     for d in range(200):
         e.heard_from(d, 0.005 * d)           # last heard 0 to 1 s
     assert len(e.tick(1.0)[0]) == 200        # asked again: none answers now
+    e.dead_after = DEAD_AFTER / 4            # (200 switches: 4 x this, as with 50 switches and DEAD_AFTER)
     for t in (2.1, 2.3, 2.5, 2.7, 2.9):      # every tick: some past 2 s, fewer than 50
         assert e.tick(t)[1] == []
     for d in range(1, 200):
@@ -122,3 +123,17 @@ def test_a_switch_just_done_with_our_updates_gets_a_few_seconds_more():
     e.heard_from(1, 15.0)
     _, dead = _run(e, 15.1, 15.0 + DEAD_AFTER + 0.3)
     assert [d for _, d in dead] == [1]         # the grace is over: DEAD_AFTER again
+
+
+def test_with_many_switches_silence_is_judged_over_longer():
+    """200 switches: DEAD_AFTER for each 50 (8 s); a hung one is still called dead."""
+    e = Echoes()
+    for d in range(200):
+        e.connected(d, 0.0)
+    dead = []
+    for i in range(1, 101):
+        t = i * 0.1
+        for d in range(1, 200):
+            e.heard_from(d, t)                 # all answer but switch 0
+        dead += [(round(t, 1), d) for d in e.tick(t)[1]]
+    assert dead and dead[0][1] == 0 and 4 * DEAD_AFTER < dead[0][0] <= 4 * DEAD_AFTER + 0.6
