@@ -34,7 +34,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import api
 from controller.app_database import DatabaseSide
-from controller.app_hypervisors import HypervisorsSide
+from controller.app_hypervisors import SYNC_TIMEOUT, HypervisorsSide
 from controller.app_ownership import Ownership
 from controller.events import (
     EventCall, EventLeases, EventReleaseHeld, EventResolveTimeout, EventSyncTimeout, EventTick)
@@ -67,7 +67,8 @@ CONF.register_cli_opts([
 ])
 
 
-SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
+COUNTERS_EVERY = 2    # s between reads of the drop counters; one more s per 25 hypervisors (each read is a
+COUNTERS_PER_S = 25   # flow-stats reply per hypervisor that os-ken parses whole)
 RESOLVE_TIMEOUT = 1.0  # s: how long the router waits for an ARP answer before host unreachable
 API_TIMEOUT = 5.0      # s: how long a northbound API request waits for the app's thread
 ECHO_INTERVAL = liveness.ECHO_INTERVAL   # OpenFlow echoes are ours (controller/liveness.py): os-ken's
@@ -130,6 +131,8 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         self.guard = self.punts.guard
         self._ticks = 0
         self.synced = False          # until every hypervisor the data plane names has been read
+        self._started_at = self._arrived_at = time.monotonic()   # a switch connected, or was read (sync, below)
+        self._counters_at = 0
         hub.spawn_after(SYNC_TIMEOUT, lambda: self.send_event(self.name, EventSyncTimeout()))
         self._lock = threading.Lock()
 
@@ -213,7 +216,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         if self.net.expire_learned(now) or expired:
             self._converge()
         self._ticks += 1
-        if self._ticks % 2 == 0:
+        every = COUNTERS_EVERY + len(self.net.hypervisors) // COUNTERS_PER_S
+        if self._ticks - self._counters_at >= every * (1 if self.conv.dispatch.idle else 5):
+            self._counters_at = self._ticks          # (while a plan is in flight, 5 times less often)
             self.punts.read_drop_counters()
 
     # --- OpenFlow -------------------------------------------------------------------------
@@ -222,6 +227,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         dp = ev.msg.datapath
         dp.id = ev.msg.datapath_id     # os-ken's own handler sets it too, in its thread: maybe not yet
         LOG.info("OpenFlow: datapath %016x connected from %s", dp.id, dp.address[0])
+        self._arrived_at = time.monotonic()
         if dp.id in self.links:
             self.links[dp.id].close()
         self.datapaths[dp.id], self.links[dp.id] = dp, Link(dp)
@@ -266,6 +272,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 self._read[dpid] = cookies           # taken in once its OVSDB says whose it is
             elif hv.name in self.owned:
                 self.conv.read(hv.name, cookies)
+                self._arrived_at = time.monotonic()
             self._converge()
 
     @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
@@ -293,8 +300,9 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
         found = next(((b, v) for (d, b), v in self._bundles.items()
                       if d == msg.datapath.id and v[1] <= msg.xid <= v[2]), None)
         hv = self._hv_of(msg.datapath.id)
-        self.guard.warn(f"error:{msg.type}:{msg.code}", "OpenFlow {}: error type {} code {}{}".format(
-            hv.name if hv else f"{msg.datapath.id:016x}", msg.type, msg.code,
+        code = msg.code if msg.code is not None else getattr(msg, "exp_type", None)   # an extension's (ONF bundles)
+        self.guard.warn(f"error:{msg.type}:{code}", "OpenFlow {}: error type {} code {}{}".format(
+            hv.name if hv else f"{msg.datapath.id:016x}", msg.type, code,
             f" in bundle {found[0]}" if found else ""), time.time(), logging.ERROR)
         if hv is not None and found:
             del self._bundles[(msg.datapath.id, found[0])]
@@ -345,39 +353,24 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
                 hub.spawn_after(wait + 0.005, lambda: self.send_event(self.name, EventReleaseHeld()))
 
     # --- wanted state -----------------------------------------------------------------------
-    @set_ev_cls(EventSyncTimeout)
-    def _sync_timeout(self, ev):
-        if not self.synced:
-            LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
-            self.synced = True
-            self._learned_ports_not_back()
-            self._converge()
-
-    def _learned_ports_not_back(self):
-        """After a restart: a learn port that did not come back with its hypervisors starts
-        its detach hold now (it may have left while the controller was down)."""
-        self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
-
-    def _unsynced(self) -> set[str]:
-        """Hypervisors the data plane names (as tunnel ends) or that are half-read."""
-        named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
-        named |= set(self.net.hypervisors)
-        ready = {h.name for h in self.net.hypervisors.values()
-                 if h.ovsdb_connected and (h.name not in self.owned or h.name in self.conv.rec.switches
-                                           or h.name in self.conv.reads)}
-        return named - ready
-
     def _converge(self):
         """Bring every hypervisor to the wanted state by difference: the engine recomputes
         what the changes touch, the reconciler turns that into plans, the dispatch sends
         them (tunnel ports go to each hypervisor's OVSDB worker).
 
         A (re)started controller first waits until it has read every hypervisor the data
-        plane names: deciding on half a picture would tear down tunnels and flows that are
-        carrying traffic. Nothing at all is decided before intent is read from the database."""
+        plane names and every switch that connected, and none came for ARRIVAL_QUIET s:
+        deciding on half a picture would tear down tunnels and flows that are carrying
+        traffic (and, at a cold start, redo every hypervisor's tunnels as each arrives).
+        Nothing at all is decided before intent is read from the database."""
         if not self.intent_read:
             return
         for hv in self.net.hypervisors.values():
+            if hv.restored:          # known from the database: not read is not down (model.restore)
+                if not self._ready(hv):
+                    continue
+                hv.restored = False
+                self.conv.engine.reset(hv.name)      # its own flows, from what was read
             alive = self._alive(hv)
             if alive == hv.up:
                 continue
@@ -388,7 +381,7 @@ class PacketwalkController(DatabaseSide, Ownership, HypervisorsSide, app_manager
             else:
                 self._send(self.conv.forget(hv.name))
         if not self.synced:
-            if self._unsynced() or not self.net.hypervisors:
+            if self._unsynced() or not self.net.hypervisors or self._arriving():
                 self._write_state()
                 return
             LOG.info("sync: every hypervisor read; converging")

@@ -71,6 +71,9 @@ class DatabaseSide:
         if first:
             self.net.restore_learned(snap["learned_bindings"])
             LOG.info("database: %d learned bindings restored", len(self.net.learned))
+            restored = self.net.restore(snap["hypervisors"], snap["port_status"])
+            if restored:
+                LOG.info("database: %d hypervisors known, kept as they were until read", len(restored))
             self.intent_read = True
         self._converge()
 

@@ -1,5 +1,6 @@
-"""The hypervisors' OVSDB as the controller app sees it (who each is, its ports and tunnels), and
-their liveness (OVSDB probes; OpenFlow echoes: controller/liveness.py).
+"""The hypervisors' OVSDB as the controller app sees it (who each is, its ports and tunnels),
+a (re)started controller's wait for them (sync), and their liveness (OVSDB probes; OpenFlow
+echoes: controller/liveness.py).
 
 A mixin of controller.app.PacketwalkController (os-ken finds the handlers on the app's class).
 """
@@ -12,13 +13,16 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 
-from controller import liveness, mobility, openflow
+from controller import liveness, mobility, openflow, ovsdb
 from controller.connection import OvsdbWorker
-from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventTunnelsDone
+from controller.events import EventLiveness, EventOvsdbChanged, EventOvsdbFailed, EventSyncTimeout, EventTunnelsDone
 from controller.model import IFACE_ID, Hypervisor
 from controller.ovsdb import HypervisorDB
 
 LOG = logging.getLogger("packetwalk.controller")
+SYNC_TIMEOUT = 15.0   # s: how long a (re)started controller waits for hypervisors it has not seen
+SYNC_LIMIT = 60.0     # s: and at most, however late the last one came (a switch flapping for ever)
+ARRIVAL_QUIET = 0.5   # s: a starting controller decides once no switch connected or was read for this long
 LIVENESS_TICK = 0.1    # s: how often the OVSDB sessions' state is looked at
 OVSDB_RETRY = 2.0      # s: after an OVSDB session could not be opened, try again (its switch still connected)
 
@@ -29,6 +33,7 @@ class HypervisorsSide:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._ovsdb_retry_at: dict[str, float] = {}    # address -> when to open its OVSDB again
+        self._probe_ms = ovsdb.PROBE_INTERVAL
 
     def _open_ovsdb(self, address: str) -> None:
         """A switch connected from `address`: open its OVSDB (once), in a worker thread of
@@ -36,10 +41,11 @@ class HypervisorsSide:
         if address in self.dbs:
             return
         worker = self.workers[address] = OvsdbWorker(
-            HypervisorDB(address, lambda a=address: self.workers[a].read(), scheme=self.ovsdb_scheme),
+            HypervisorDB(address, scheme=self.ovsdb_scheme),
             lambda a, snap: self.send_event(self.name, EventOvsdbChanged(a, snap)), self._tunnels_done,
             lambda a, e: self.send_event(self.name, EventOvsdbFailed(a, e)))
         self.dbs[address] = worker.db
+        worker.db.probe_ms = self._probe_ms
         worker.start()
 
     @set_ev_cls(EventOvsdbFailed)
@@ -70,6 +76,7 @@ class HypervisorsSide:
         hv = self.net.hypervisors.get(snap.system_id)
         if hv is None:
             hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
+            self._arrived_at = time.monotonic()
             LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
         if self.dpid_of.get(hv.name) != snap.dpid:
@@ -80,13 +87,15 @@ class HypervisorsSide:
             cookies = self._read.pop(snap.dpid)
             if hv.name in self.owned:
                 self.conv.read(hv.name, cookies)
+                self._arrived_at = time.monotonic()
         self._role(hv)
         hv.dpid = snap.dpid if snap.dpid in self.datapaths else None
         self._tunnel_check.add(hv.name)
         interfaces, tunnels, state = snap.split(IFACE_ID)
-        before = mobility.locations(self.net)
+        watched = mobility.watched_macs(self.net, hv, interfaces)    # not all 5,000 VMs: those that can move
+        before = mobility.locations(self.net, watched)
         self.net.set_interfaces(hv, interfaces, time.time())
-        if self.net.moves.observe(before, mobility.locations(self.net), time.time()):
+        if self.net.moves.observe(before, mobility.locations(self.net, watched), time.time()):
             LOG.info("moves: %s", ", ".join(f"{m.lport} {m.old} -> {m.new or '(in transit)'}" for m in self.net.moves))
         hv.tunnels, hv.tunnel_state = tunnels, state
         self._log_unbound(hv)
@@ -110,6 +119,51 @@ class HypervisorsSide:
             LOG.error("%s: tunnel ports not changed (retried on the next change): %s", ev.hypervisor,
                       why if len(why) < 300 else f"{why[:120]} ... {why[-120:]}")
             self.conv.tunnels_failed(ev.hypervisor)
+
+    # --- a (re)started controller's sync: what it waits for before it decides (app._converge) ---
+    @set_ev_cls(EventSyncTimeout)
+    def _sync_timeout(self, ev):
+        """The sync wait runs out SYNC_TIMEOUT s after the last switch connected or was read
+        (reading 200 hypervisors takes longer than that, and is not to be cut short), and
+        SYNC_LIMIT s after the start at the latest."""
+        if self.synced:
+            return
+        left = min(self._arrived_at + SYNC_TIMEOUT, self._started_at + SYNC_LIMIT) - time.monotonic()
+        if left > 0:
+            hub.spawn_after(left, lambda: self.send_event(self.name, EventSyncTimeout()))
+            return
+        LOG.warning("sync: gave up waiting for %s", ", ".join(sorted(self._unsynced())) or "nothing")
+        for hv in self.net.hypervisors.values():
+            hv.restored = False      # known from the database, not back: judged by liveness from now on
+        self.synced = True
+        self._learned_ports_not_back()
+        self._converge()
+
+    def _learned_ports_not_back(self):
+        """After a restart: a learn port that did not come back with its hypervisors starts
+        its detach hold now (it may have left while the controller was down)."""
+        self.net.note_detached({b.port for b in self.net.learned.values()}, time.time())
+
+    def _unsynced(self) -> set[str]:
+        """Hypervisors the data plane names (as tunnel ends) or that are half-read, and
+        switches connected whose hypervisor is not known yet (by datapath ID)."""
+        named = {r for h in self.net.hypervisors.values() for r in h.tunnel_state}
+        named |= set(self.net.hypervisors)
+        ready = {h.name for h in self.net.hypervisors.values() if self._ready(h)}
+        unknown = {f"{dpid:016x}" for dpid in self.datapaths if dpid not in self.hv_by_dpid}
+        return (named - ready) | unknown
+
+    def _ready(self, hv: Hypervisor) -> bool:
+        """Its OVSDB read, and its flows too if it is ours to program."""
+        return hv.ovsdb_connected and (hv.name not in self.owned or hv.name in self.conv.rec.switches
+                                       or hv.name in self.conv.reads)
+
+    def _arriving(self) -> bool:
+        """A (re)starting controller's switches are still coming: one connected or was read
+        less than ARRIVAL_QUIET s ago. Deciding then would give each hypervisor a new tunnel
+        set (and new flood lists) for every one that arrives after it: at 200 hypervisors,
+        thousands of OVSDB transactions and plans, instead of one each."""
+        return time.monotonic() - self._arrived_at < ARRIVAL_QUIET
 
     def _liveness_ticker(self):
         """A tick every LIVENESS_TICK s, stamped with when it was posted; one in the app's
@@ -138,6 +192,11 @@ class HypervisorsSide:
                 hub.spawn(self.datapaths[dpid].close)     # its state change is an event for this very thread
         self._unconfirmed(ev.at)
         changed, self.realized_now = False, self.conv.dispatch.realized
+        probe = ovsdb.probe_interval_ms(max(len(self.datapaths), len(self.net.hypervisors)))
+        if probe != self._probe_ms:
+            self._probe_ms = probe
+            for db in list(self.dbs.values()):
+                db.set_probe_interval(probe)
         if self._ovsdb_retry_at:
             self._retry_ovsdb()
         for hv in self.net.hypervisors.values():
@@ -148,6 +207,9 @@ class HypervisorsSide:
                 hv.ovsdb_connected, changed = connected, True
                 if connected:
                     self.workers[hv.address].read()
+        if not self.synced and self.intent_read and self.net.hypervisors and not self._arriving() \
+                and not self._unsynced():
+            changed = True           # a starting controller's switches stopped coming: decide (app.py)
         if changed:
             self._converge()
         elif self._publish_due:

@@ -60,6 +60,7 @@ class OvsdbWorker:
     back through the callbacks, which post events to the app's thread."""
     def __init__(self, db: HypervisorDB, on_snapshot, on_tunnels, on_error):
         self.db = db
+        db.on_change = self.read         # the IDL's thread only queues a read for this worker's thread
         self._on_snapshot, self._on_tunnels, self._on_error = on_snapshot, on_tunnels, on_error
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()

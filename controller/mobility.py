@@ -46,16 +46,32 @@ class Move:
     both: bool = False          # still attached where it was too (a live migration): frames go to both
 
 
-def locations(net) -> dict[str, tuple[str, object, frozenset]]:
+def locations(net, macs=None) -> dict[str, tuple[str, object, frozenset]]:
     """Logical port -> (hypervisor, attachment, the other hypervisors it is attached to):
-    where it is now (the newest attachment, if it shows up twice) and where it still is."""
+    where it is now (the newest attachment, if it shows up twice) and where it still is.
+    With `macs` ((VNI, MAC) pairs: watched_macs), only the ports with those."""
     out = {}
-    for vni in net.switches:
-        for where, a in net.mac_table(vni).values():
-            others = frozenset(n for n, b in net.attachments_of_mac(vni, a.mac)
-                               if n != where.name and b.lport == a.lport and net.hypervisors[n].up)
-            out[a.lport] = (where.name, a, others)
+    if macs is None:
+        found = [f for vni in net.switches for f in net.mac_table(vni).values()]
+    else:
+        found = [f for vni, mac in macs if (f := net.attachment_of(vni, mac))]
+    for where, a in found:
+        others = frozenset(n for n, b in net.attachments_of_mac(a.vni, a.mac)
+                           if n != where.name and b.lport == a.lport and net.hypervisors[n].up)
+        out[a.lport] = (where.name, a, others)
     return out
+
+
+def watched_macs(net, hv, interfaces: dict) -> set[tuple[int, str]]:
+    """What locations() must look at when `hv`'s interfaces become `interfaces`: the ports
+    attached there before or after, and every port on the move (Moves.observe sees all
+    that can change: nothing else moves when one hypervisor's ports change)."""
+    macs = {(a.vni, a.mac) for a in hv.attachments.values()} | {(m.vni, m.mac) for m in net.moves}
+    for _, iface_id in interfaces.values():
+        port = net.intent.port(iface_id) if iface_id else None
+        if port is not None and (sw := net.switch_by_name(port.switch)) is not None:
+            macs.add((sw.vni, port.mac))
+    return macs
 
 
 class Moves:

@@ -45,6 +45,7 @@ class Hypervisor:
     attachments: dict[str, Attachment] = dataclasses.field(default_factory=dict)   # by interface name
     tunnels: dict[str, int] = dataclasses.field(default_factory=dict)  # remote hypervisor -> ofport
     tunnel_state: dict[str, str] = dataclasses.field(default_factory=dict)  # remote hv -> bfd state
+    restored: bool = False             # known from the controller's database only (restart): not read yet
 
     @property
     def of_connected(self) -> bool:
@@ -151,6 +152,26 @@ class Network:
         hv.interfaces = dict(interfaces)
         self._bind(hv)
         self.note_detached(before, now)
+
+    def restore(self, hypervisors: dict, port_status: dict) -> list[str]:
+        """After a restart: the hypervisors the controller's database names (its Hypervisor
+        and Port_Status rows, nbdb.NbClient.read()'s shape) that have not been read yet, as
+        they were when last reported: their VTEP, their ports (by logical port; ofports
+        unknown, so numbered here: only their own flows use them, and those are recomputed
+        once they are read). Not read is not down: the others keep their tunnels, flood
+        lists and unicast flows toward them until they are read, or the app gives up on them
+        (Hypervisor.restored). Returns the names restored."""
+        out = []
+        for name, row in sorted(hypervisors.items()):
+            if name in self.hypervisors or not row.get("vtep_ip"):
+                continue
+            ports = sorted((s["interface"], lport) for lport, s in port_status.items()
+                           if s.get("hypervisor") == name and s.get("interface"))
+            hv = self.hypervisors[name] = Hypervisor(name, row.get("address") or "", row["vtep_ip"],
+                                                     up=bool(row.get("openflow") and row.get("ovsdb")), restored=True)
+            self.set_interfaces(hv, {iface: (i, lport) for i, (iface, lport) in enumerate(ports, start=1)})
+            out.append(name)
+        return out
 
     def note_detached(self, lports, now: float) -> None:
         attached = self.attached_ports()

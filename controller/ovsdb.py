@@ -3,7 +3,9 @@
 Through it the controller reads who the hypervisor is (system-id, VTEP IP), the VM
 ports on br-int (their external_ids), and its own tunnel ports; and it writes the
 tunnel ports it wants. ovsdbapp runs the connection in its own thread; changes are
-reported by calling `on_change()` from that thread (the app turns it into an event).
+reported by calling `on_change()` from that thread, which must only hand the news on
+(connection.OvsdbWorker queues a read for its own thread: the IDL's thread never waits on
+the app, nor touches its state).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 LOG = logging.getLogger(__name__)
 OVSDB_PORT = 6640
 PROBE_INTERVAL = 1000    # ms: an idle connection is probed after this; no answer in as long: down
+PROBE_PER = 50           # hypervisors: one more PROBE_INTERVAL for each this many (probe_interval_ms)
 RECONNECT_BACKOFF = (250, 1000)   # ms: first and longest wait between reconnection attempts
 BR_INT = "br-int"
 TUNNEL_PREFIX = "vx-"
@@ -125,10 +128,11 @@ def bfd_interval_ms(tunnels: int) -> int:
 
 
 class HypervisorDB:
-    def __init__(self, address: str, on_change, timeout: float = 10.0, scheme: str = "tcp"):
+    def __init__(self, address: str, on_change=None, timeout: float = 10.0, scheme: str = "tcp"):
         self.address = address
         self.target = f"{scheme}:{address}:{OVSDB_PORT}"
-        self._on_change = on_change
+        self.on_change = on_change       # set before connect(); called from the IDL's thread
+        self.probe_ms = PROBE_INTERVAL
         self._timeout = timeout
         self.api = None
 
@@ -140,17 +144,24 @@ class HypervisorDB:
                 helper = idlutils.get_schema_helper(self.target, "Open_vSwitch")
                 for table, columns in _COLUMNS.items():
                     helper.register_columns(table, columns)
-                idl = _NotifyingIdl(self.target, helper, probe_interval=PROBE_INTERVAL)
+                idl = _NotifyingIdl(self.target, helper, probe_interval=self.probe_ms)
                 break
             except Exception as e:   # the server may not listen yet: retry until the deadline
                 if time.monotonic() > give_up:
                     raise ConnectionError(f"OVSDB {self.target}: {e}") from e
                 time.sleep(0.2)
-        idl.on_change = self._on_change
+        idl.on_change = self.on_change
         idl._session.reconnect.set_backoff(RECONNECT_BACKOFF[0], RECONNECT_BACKOFF[1])   # back soon after a restart
         # ovsdbapp keeps one connection per API *class*: give each hypervisor a class of its own
         api_class = type(f"OvsdbIdl_{self.address}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
         self.api = api_class(connection.Connection(idl=idl, timeout=self._timeout))
+
+    def set_probe_interval(self, ms: int) -> None:
+        """(The app's thread) python-ovs keeps the interval in one attribute of the session's
+        reconnect state, read by the IDL's thread at its next step."""
+        self.probe_ms = ms
+        if self.api is not None:
+            self.api.idl._session.reconnect.set_probe_interval(ms)
 
     def close(self) -> None:
         if self.api is not None:
@@ -215,6 +226,16 @@ class HypervisorDB:
             for name, iface in present.items():
                 if iface.external_ids.get(REMOTE_KEY) not in wanted:
                     txn.add(self.api.del_port(name, bridge=BR_INT, if_exists=True))
+
+
+def probe_interval_ms(hypervisors: int) -> int:
+    """The OVSDB probe interval with this many hypervisors: 1 s up to 50, one more second per
+    50 more (4 s at 200). A server that dies closes its connection and is noticed at once
+    whatever the interval; the probe only catches a hung one. With hundreds of sessions on
+    a loaded machine, an IDL thread that gets no CPU for a second finds its probe timed out
+    before it reads the reply waiting in its socket (python-ovs judges before it reads):
+    the hypervisor went DOWN and up again, and was read and re-planned, for nothing."""
+    return PROBE_INTERVAL * max(1, -(-hypervisors // PROBE_PER))
 
 
 def tunnel_port_name(remote_hypervisor: str) -> str:

@@ -121,7 +121,7 @@ def _learn(ctl, fleet, a: Attach, quiet: float):
     (port,), base, before = _create(ctl, fleet, a, 1, quiet)
     cookies, mods = fleet.cookies(a.touched), _flow_mods(ctl)
     fleet.vsctl(a.hv, *port.vsctl_args())
-    after = settled(fleet, a.touched, before, quiet)
+    after = settled(fleet, a.touched, before, quiet, change=True)    # (a busy controller: > 3 s)
     now = fleet.cookies(a.touched)
     a.flow_mods = _flow_mods(ctl) - mods
     a.flows_changed = sum(len(cookies[h] ^ now[h]) for h in a.touched)
@@ -230,15 +230,16 @@ def _batch(ctl, fleet, a: Attach, count: int, quiet: float, idle_s: float) -> di
             "db_cpu_per_attach_ms": db / count * 1000}
 
 
-def settled(fleet, names, was: dict, quiet: float, timeout: float = 30.0) -> dict:
+def settled(fleet, names, was: dict, quiet: float, timeout: float = 30.0, change: bool = False) -> dict:
     """The hypervisors' (flows, tunnels) once they changed from `was` and then stayed the
-    same for `quiet` s (untimed steps only)."""
+    same for `quiet` s (untimed steps only); unless `change` (a plug must change them), also
+    once they stayed as they were 3 x `quiet` s."""
     deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
         now = fleet.observe(names)
         if now != last:
             last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet and (now != was or time.monotonic() - since >= 3 * quiet):
+        elif time.monotonic() - since >= quiet and (now != was or not change and time.monotonic() - since >= 3 * quiet):
             return now
         time.sleep(0.05)
     raise LabError(f"the hypervisors' tables did not settle within {timeout:.0f} s")

@@ -81,3 +81,59 @@ def test_many_switches_silent_at_once_is_this_machine_not_each_switch():
     for d in range(1, 8):                    # then only one stays silent: it is dead
         e.heard_from(d, 2.6)
     assert e.tick(2.7)[1] == [8]
+
+
+def test_switches_going_silent_together_are_not_called_dead_a_few_at_a_time():
+    """A starved machine: 200 switches stop being heard within a second of each other, so
+    they cross the limit a few per tick, never more than a quarter in one: still the machine,
+    not each switch. One that alone stays silent among switches that answer is dead."""
+    e = Echoes()
+    for d in range(200):
+        e.connected(d, 0.0)
+    e.tick(0.0)
+    for d in range(200):
+        e.heard_from(d, 0.005 * d)           # last heard 0 to 1 s
+    assert len(e.tick(1.0)[0]) == 200        # asked again: none answers now
+    e.dead_after = DEAD_AFTER / 4            # (200 switches: 4 x this, as with 50 switches and DEAD_AFTER)
+    for t in (2.1, 2.3, 2.5, 2.7, 2.9):      # every tick: some past 2 s, fewer than 50
+        assert e.tick(t)[1] == []
+    for d in range(1, 200):
+        e.heard_from(d, 3.0)                 # the machine is back; switch 0 does not answer
+    dead = []
+    for t in (3.1, 3.5, 4.0, 4.5, 5.0, 5.5):
+        gone = e.tick(t)[1]
+        dead += gone
+        for d in gone:
+            e.gone(d)                        # (the app closes it)
+        for d in range(1, 200):
+            e.heard_from(d, t)
+    assert dead == [0]
+
+
+def test_a_switch_just_done_with_our_updates_gets_a_few_seconds_more():
+    """It took our last bundle and goes on revalidating its datapath flows: silent for 3 s
+    right after, it is not dead; silent past DEAD_AFTER once the grace is over, it is."""
+    from controller.liveness import AFTER_BUSY
+    e = Echoes()
+    e.connected(1, 0.0)
+    _run(e, 0.0, 10.0, busy={1})               # applying our updates; last heard at 0
+    e.heard_from(1, 10.0)                      # its commit reply: done, then silent
+    _, dead = _run(e, 10.1, 10.0 + AFTER_BUSY - 0.2)
+    assert dead == []                          # 4.7 s silent, just after being busy
+    e.heard_from(1, 15.0)
+    _, dead = _run(e, 15.1, 15.0 + DEAD_AFTER + 0.3)
+    assert [d for _, d in dead] == [1]         # the grace is over: DEAD_AFTER again
+
+
+def test_with_many_switches_silence_is_judged_over_longer():
+    """200 switches: DEAD_AFTER for each 50 (8 s); a hung one is still called dead."""
+    e = Echoes()
+    for d in range(200):
+        e.connected(d, 0.0)
+    dead = []
+    for i in range(1, 101):
+        t = i * 0.1
+        for d in range(1, 200):
+            e.heard_from(d, t)                 # all answer but switch 0
+        dead += [(round(t, 1), d) for d in e.tick(t)[1]]
+    assert dead and dead[0][1] == 0 and 4 * DEAD_AFTER < dead[0][0] <= 4 * DEAD_AFTER + 0.6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controller.flows import Group, Output
 from controller.intent import parse_intent
-from controller.mobility import HOLD, PORT_GROUP_BASE, deliver_by_group, locations, mobility_flows
+from controller.mobility import HOLD, PORT_GROUP_BASE, deliver_by_group, locations, mobility_flows, watched_macs
 from controller.model import Hypervisor, Network
 from controller.pipeline import hypervisor_flows
 from controller.ratelimit import LogLimiter, TokenBucket
@@ -134,3 +134,30 @@ def test_a_move_through_the_engine_is_what_the_full_recompute_says_and_lands_in_
     assert n.moves.expire(10.2 + HOLD)
     step()
     assert not any(f.owner.startswith("move:") for hv in n.hypervisors for f in engine.flows(hv).values())
+
+
+def test_watching_one_hypervisors_ports_sees_every_move_that_watching_all_sees():
+    """The app looks only at the ports a hypervisor's change can move (watched_macs), not at
+    every VM: after any sequence of one-hypervisor changes (plugs, unplugs, a port in two
+    places), the moves are the ones a look at all ports finds."""
+    import random
+    rnd = random.Random(7)
+    whole, part = network(), network()
+    names, moving = ["hv1", "hv2", "hv3"], 0
+    for step in range(300):
+        hv = rnd.choice(names)
+        interfaces = {f"{vm}@{hv}": (rnd.randint(1, 50), vm) for vm in ("vm1", "vm2") if rnd.random() < 0.4}
+        now = step * 0.5
+        before = locations(whole)
+        whole.set_interfaces(whole.hypervisors[hv], interfaces, now)
+        whole.moves.observe(before, locations(whole), now)
+        watched = watched_macs(part, part.hypervisors[hv], interfaces)
+        before = locations(part, watched)
+        part.set_interfaces(part.hypervisors[hv], interfaces, now)
+        part.moves.observe(before, locations(part, watched), now)
+        if step % 7 == 0:
+            whole.moves.expire(now)
+            part.moves.expire(now)
+        assert whole.moves.by_port == part.moves.by_port, step
+        moving += any(m.both for m in whole.moves) + 10 * any(m.new and not m.both for m in whole.moves)
+    assert moving > 10        # moves, and ports in two places, did happen

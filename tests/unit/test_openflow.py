@@ -173,3 +173,57 @@ def test_bundle_bytes_are_what_os_ken_would_send_and_each_flow_is_encoded_once()
     assert wire == b"".join(bytes(m.buf) for m in msgs)
     assert (first, last) == (msgs[0].xid, msgs[-1].xid) == (42, 46)
     assert openflow.flow_add_bytes(dp, flows[0]) is openflow.flow_add_bytes(dp, flows[0])
+
+
+def test_each_bundle_add_carries_its_own_xid_inside_while_other_threads_send():
+    """Other threads (a link's os-ken sends) move the datapath's xid too: each BUNDLE_ADD's
+    inner FLOW_MOD must still carry the outer message's xid (OVS refuses the bundle else)."""
+    from controller.reconcile import FlowUpdate
+
+    class Busy:
+        """A datapath whose xid another thread moves between any two reads of it."""
+        ofproto, ofproto_parser, id = ofp, parser, 1
+
+        def __init__(self):
+            self._xid = 41
+
+        @property
+        def xid(self):
+            value, self._xid = self._xid, self._xid + 1000
+            return value
+
+        @xid.setter
+        def xid(self, value):
+            self._xid = value
+
+        def set_xid(self, m):
+            m.set_xid(self.xid + 1)
+
+    flows = tuple(Flow.of(Table.L2_LOOKUP, 100, {"tunnel_id": 10000, "eth_dst": f"00:50:56:00:00:{i:02x}"},
+                          [Output(3)], f"mac:{i}") for i in range(3))
+    wire, _, _ = openflow.bundle_bytes(Busy(), 7, FlowUpdate("hv1", flows, ()))
+    at, pairs = 0, []
+    while at < len(wire):
+        length, outer = struct.unpack_from("!HI", wire, at + 2)
+        if struct.unpack_from("!I", wire, at + 12)[0] == ofp.ONF_ET_BUNDLE_ADD_MESSAGE:
+            pairs.append((outer, struct.unpack_from("!I", wire, at + 24 + 4)[0]))    # inner header after 24
+        at += length
+    assert len(pairs) == 3 and all(o == i for o, i in pairs)
+
+
+def test_every_flow_of_a_network_encodes_as_os_ken_would():
+    """flow_add_bytes encodes match fields and action lists once for all flows that share
+    them: each FLOW_MOD must still be os-ken's own, byte for byte."""
+    from controller.engine import Engine
+    from packetwalk.enginebench import build
+    net = build(4, 40)
+    engine = Engine(net)
+    engine.update()
+    flows = {c: f for hv in net.hypervisors for c, f in engine.flows(hv).items()}
+    assert len(flows) > 300
+    dp = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1, xid=0)
+    for flow in flows.values():
+        msg = openflow.flow_add(dp, flow)
+        msg.xid = 0
+        msg.serialize()
+        assert openflow.flow_add_bytes(dp, flow) == bytes(msg.buf), flow.ofctl()

@@ -9,6 +9,7 @@ from controller.dispatch import Dispatch
 from controller.intent import parse_intent
 from controller.l2 import unicast_local
 from controller.model import Hypervisor, Network
+from controller.report import database_view
 from controller.tables import Table
 from fakeoftable import DP, FakeOFTable
 
@@ -174,6 +175,33 @@ def test_an_error_makes_the_controller_read_the_switch_again(lab):
     assert lab.converged() and lab.flow_mods() == len(lost)
 
 
+def test_a_restarted_controller_keeps_what_points_at_hypervisors_it_has_not_read(lab):
+    """A restarted controller whose sync wait ran out has read hv1 and hv2, not hv3 and hv4
+    yet: those are in its database (the Hypervisor and Port_Status rows it reported), and
+    not read is not down. hv1 and hv2 keep every flow and tunnel toward them: nothing is
+    deleted or re-pointed, no tunnel port goes."""
+    for hv in lab.net.hypervisors.values():
+        hv.dpid, hv.ovsdb_connected = HVS.index(hv.name) + 1, True     # a running lab reports them up
+    rows = database_view(lab.net, set(HVS), lambda h: None, lambda p: True)
+    before = {h: dict(t.flows) for h, t in lab.tables.items()}
+    old = lab.net
+    lab.net = Network(parse_intent(INTENT))                               # the restart
+    lab.conv = Convergence(lab.net)
+    lab.engine, lab.rec, lab.dispatch = lab.conv.engine, lab.conv.rec, lab.conv.dispatch
+    for name in ("hv1", "hv2"):                                           # read: their OVSDB, their flows
+        was = old.hypervisors[name]
+        hv = lab.net.hypervisors[name] = Hypervisor(name, was.address, was.vtep_ip, ovsdb_connected=True)
+        lab.net.set_interfaces(hv, was.interfaces)
+        hv.tunnels, hv.tunnel_state = dict(was.tunnels), {o: "up" for o in was.tunnels}
+    assert sorted(lab.net.restore(rows["Hypervisor"], rows["Port_Status"])) == ["hv3", "hv4"]
+    for name in ("hv1", "hv2"):
+        lab.conv.read(name, lab.tables[name].cookies())
+    lab.converge()
+    assert lab.tables["hv1"].flows == before["hv1"] and lab.tables["hv2"].flows == before["hv2"]
+    assert lab.flow_mods() == 0
+    assert lab.rec.requested == {}          # their tunnel ports are what they want: none asked
+
+
 def test_realized_waits_for_every_hypervisor_of_the_plan(lab):
     d = Dispatch()
     lab.attach("hv1", "vm8", converge=False)
@@ -244,3 +272,15 @@ def test_realized_follows_each_plan_under_a_stream_of_changes():
 def _plan(seq):
     from controller.reconcile import FlowUpdate, Plan
     return Plan(seq, ((FlowUpdate("hv1", (), (seq,)),),))
+
+
+def test_the_installed_count_is_the_installed_flows_counted(lab):
+    """`/v1/hypervisors` counts each hypervisor's installed flows without listing them."""
+    def listed(hv):
+        return len([c for c in lab.engine.flows(hv) if c in lab.rec.installed(hv)])
+    lab.attach("hv1", "vm8", converge=False)
+    lab.rec.feed(lab.engine.update())         # wanted moved on, nothing sent yet
+    assert all(lab.conv.installed_count(h) == listed(h) for h in HVS)
+    assert lab.conv.installed_count("hv1") < len(lab.engine.flows("hv1"))
+    lab.converge()
+    assert all(lab.conv.installed_count(h) == listed(h) == len(lab.engine.flows(h)) for h in HVS)

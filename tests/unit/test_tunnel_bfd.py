@@ -22,3 +22,8 @@ def test_a_large_mesh_sends_at_most_the_budget(tunnels):
 
 def test_a_huge_mesh_is_capped_at_the_slowest_interval():
     assert bfd_interval_ms(5000) == BFD_SLOWEST_MS
+
+
+def test_the_ovsdb_probe_grows_with_the_hypervisors_from_1_s():
+    from controller.ovsdb import probe_interval_ms
+    assert [probe_interval_ms(n) for n in (0, 1, 50, 51, 100, 200)] == [1000, 1000, 1000, 2000, 2000, 4000]
