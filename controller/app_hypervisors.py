@@ -77,6 +77,7 @@ class HypervisorsSide:
         if hv is None:
             hv = self.net.hypervisors[snap.system_id] = Hypervisor(snap.system_id, ev.address, up=False)
             self._arrived_at = time.monotonic()
+            self.members.nudge()             # owned at the next round: now, not at the next tick
             LOG.info("hypervisor %s: OVSDB at %s, VTEP %s", hv.name, ev.address, snap.vtep_ip)
         hv.address, hv.vtep_ip, hv.ovsdb_connected = ev.address, snap.vtep_ip, True
         if self.dpid_of.get(hv.name) != snap.dpid:

@@ -40,3 +40,18 @@ def test_scale_figures_carry_their_targets_and_say_whether_met():
     cpu_note = figs["cpu_per_attach_ms@200x5000"]["note"]
     assert "spread 3.00" in cpu_note and "+-1.5 ms" in cpu_note
     assert figs["cpu_per_attach_ms@200x5000"]["samples"] == [11.0, 12.0, 14.0]
+
+
+def test_a_size_that_fails_says_why_and_the_next_is_still_measured(monkeypatch):
+    monkeypatch.setattr(bench_scale, "QUICK", [(4, 20), (8, 40)])
+    asked = []
+
+    def measure(hypervisors, vms, progress, **kw):
+        asked.append(hypervisors)
+        raise bench_scale.ScaleError(f"the attach was not confirmed on {hypervisors} hypervisors within 30 s")
+
+    monkeypatch.setattr(bench_scale, "measure", measure)
+    out = bench_scale.run(True, lambda line: None)
+    assert asked == [4, 8]
+    assert out["cold_s@4x20"]["value"] is None and "not confirmed on 4" in out["cold_s@4x20"]["note"]
+    assert out["cold_s@8x40"]["value"] is None and "not confirmed on 8" in out["cold_s@8x40"]["note"]
