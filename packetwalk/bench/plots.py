@@ -152,10 +152,13 @@ def _scale(result):
         for line, label in lines:
             if not line:
                 continue
-            xs, ys = [h for h, _ in line], [f["value"] for _, f in line]
-            ax.plot(xs, ys, "o-", label=label or None)
+            usable = [(h, f) for h, f in line if not str(f.get("note", "")).startswith("NOT USABLE")]
+            ax.plot([h for h, _ in usable], [f["value"] for _, f in usable], "o-", label=label or None)
+            noisy = [h for h, f in line if (h, f) not in usable]          # figures the bench could not measure
+            if noisy:
+                ax.plot(noisy, [0] * len(noisy), "x", color="tab:red", clip_on=False, label="not usable (see the note)")
             for h, f in line:
-                if f.get("samples") and "batches" in (label or ""):
+                if f.get("samples") and "batches" in (label or "") and (h, f) in usable:
                     ax.vlines(h, min(f["samples"]), max(f["samples"]), color="tab:blue", alpha=0.5, lw=4)
         goal = next((f["target"] for _, f in target if f.get("target")), None)
         if goal:

@@ -55,3 +55,12 @@ def test_a_size_that_fails_says_why_and_the_next_is_still_measured(monkeypatch):
     assert asked == [4, 8]
     assert out["cold_s@4x20"]["value"] is None and "not confirmed on 4" in out["cold_s@4x20"]["note"]
     assert out["cold_s@8x40"]["value"] is None and "not confirmed on 8" in out["cold_s@8x40"]["note"]
+
+
+def test_cpu_per_attach_is_not_judged_when_the_idle_controller_moved_it_more():
+    def fig(value):
+        return {"value": value, "met": value < 10, "note": "p50 of 3 batches"}
+    assert bench_scale._usable(fig(13.6), [10.6, 13.6, 16.6], 9)["met"] is False
+    noisy = bench_scale._usable(fig(-60.8), [11.6, -60.8, -88.7], 83)
+    assert noisy["met"] is None and noisy["note"].startswith("NOT USABLE") and noisy["value"] == -60.8
+    assert bench_scale._usable(fig(8.0), [2.0, 8.0, 30.0], 50)["met"] is None     # spread over the value
