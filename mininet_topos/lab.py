@@ -302,7 +302,6 @@ class Lab:
         """The controller with its embedded database in the lab's run dir (or the Raft
         cluster's); then, in the background while the rest starts, the topology's logical
         part goes in through its API, as any client's would: one PUT (see _controller_ready)."""
-        t = self.topo
         self._intent_thread = None
         if self.controllers:                # several, each in its namespace: they listen before this returns
             for name in self.controllers:
